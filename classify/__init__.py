@@ -1,0 +1,1 @@
+"""Routing: rules file, matching in Finnish, Swedish and English, explanations."""

@@ -1,0 +1,255 @@
+"""One mail through an explicit, ordered list of small steps.
+
+Each step either lets the mail go on or stops it with a ``Stop`` (duplicate,
+ignored, quarantined) and a reason; the trail of what every step saw is kept
+on the ``Job`` so any ticket or rejection can be explained. Only the last step
+writes, in one transaction; a crash anywhere before it leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from classify.decision import Decision
+from ingest.conversation import hints
+from ingest.guards import automatic
+from ingest.mail import InboundMail
+from ingest.outcome import Action, Outcome, SourceRef
+from ingest.parse import ParseLimits, Unparseable, parse_mail
+from ingest.quotes import strip_quoted
+from store import apply, intake
+from store.apply import DeskPolicy
+from store.db import transaction
+from store.intake import Received
+from store.threads import ThreadMatch, find_thread
+from store.tickets import Numbering
+
+log = structlog.get_logger("servicedesk.ingest")
+
+Parser = Callable[[bytes], Awaitable[InboundMail | Unparseable]]
+Classifier = Callable[[InboundMail], Decision]
+
+# Errors after which trying again later can succeed: nothing is stored, the
+# source keeps the mail (IMAP leaves it, the MTA gets exit 75).
+TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError, asyncio.TimeoutError)
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    action: Action
+    reason: str
+
+
+@dataclass(slots=True)
+class Job:
+    """The mail in hand and what the steps learned about it so far."""
+
+    received: Received
+    mail: InboundMail | None = None
+    thread: ThreadMatch | None = None
+    decision: Decision | None = None
+    trail: list[str] = field(default_factory=list)
+
+    @property
+    def dedup_key(self) -> str:
+        return self.received.dedup_key(self.mail)
+
+
+@dataclass(frozen=True, slots=True)
+class Desk:
+    """Everything the steps need from settings, as plain values."""
+
+    policy: DeskPolicy
+    numbering: Numbering
+    max_message_bytes: int
+    processing_seconds: float = 20.0
+    own_addresses: tuple[str, ...] = ()
+
+
+def inline_parser(limits: ParseLimits) -> Parser:
+    async def parse(raw: bytes) -> InboundMail | Unparseable:
+        return parse_mail(raw, limits)
+
+    return parse
+
+
+class Pipeline:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        desk: Desk,
+        classifier: Classifier,
+        parser: Parser,
+    ) -> None:
+        self.sessions = sessions
+        self.desk = desk
+        self.classifier = classifier
+        self.parser = parser
+        self.steps: Sequence[Callable[[Job], Awaitable[Stop | None]]] = (
+            self.check_size,
+            self.parse,
+            self.check_duplicate,
+            self.check_automatic,
+            self.find_thread,
+            self.classify,
+        )
+
+    async def process(self, raw: bytes, source: SourceRef) -> Outcome:
+        job = Job(Received.of(raw, source))
+        bound = log.bind(
+            source=source.kind,
+            source_key=source.key or source.name,
+            sha256=job.received.sha256[:16],
+        )
+        try:
+            for step in self.steps:
+                stop = await step(job)
+                if stop is not None:
+                    return await self._finish_stopped(job, stop, bound)
+            return await self._commit(job, bound)
+        except TRANSIENT as exc:
+            bound.warning("ingest.deferred", error=f"{type(exc).__name__}: {exc}"[:300])
+            return Outcome(Action.DEFERRED, reason=f"temporary failure: {type(exc).__name__}")
+        except Exception as exc:  # a bug must not stop intake: keep the mail, say why
+            bound.exception("ingest.failed")
+            return await self._finish_stopped(
+                job,
+                Stop(Action.QUARANTINED, f"internal error: {type(exc).__name__}: {exc}"[:500]),
+                bound,
+            )
+
+    # -- the steps, in order ------------------------------------------------
+
+    async def check_size(self, job: Job) -> Stop | None:
+        size = len(job.received.raw)
+        if size > self.desk.max_message_bytes:
+            return Stop(
+                Action.QUARANTINED,
+                f"message is {size} bytes, over the limit of {self.desk.max_message_bytes}",
+            )
+        return None
+
+    async def parse(self, job: Job) -> Stop | None:
+        try:
+            result = await asyncio.wait_for(
+                self.parser(job.received.raw), self.desk.processing_seconds
+            )
+        except TimeoutError:
+            return Stop(
+                Action.QUARANTINED, f"parsing took longer than {self.desk.processing_seconds:g} s"
+            )
+        if isinstance(result, Unparseable):
+            return Stop(Action.QUARANTINED, f"unparseable: {result.reason}")
+        job.mail = result
+        job.trail.append(f"parsed: message-id {result.message_id or '(none)'}")
+        return None
+
+    async def check_duplicate(self, job: Job) -> Stop | None:
+        async with self.sessions() as session:
+            existing = await intake.find_existing(session, job.dedup_key, job.received.source.key)
+        if existing is not None:
+            return Stop(
+                Action.DUPLICATE, f"already received as intake #{existing.id} ({existing.action})"
+            )
+        return None
+
+    async def check_automatic(self, job: Job) -> Stop | None:
+        assert job.mail is not None
+        hit = automatic(job.mail, self.desk.own_addresses)
+        if hit is not None:
+            return Stop(Action.IGNORED, f"{hit.kind}: {hit.reason}")
+        return None
+
+    async def find_thread(self, job: Job) -> Stop | None:
+        assert job.mail is not None
+        found = hints(job.mail, self.desk.policy.address, self.desk.numbering.prefix)
+        async with self.sessions() as session:
+            job.thread = await find_thread(session, found)
+        if job.thread:
+            job.trail.append(
+                f"thread: {self.desk.numbering.format(job.thread.ticket.id)} via {job.thread.via}"
+            )
+        return None
+
+    async def classify(self, job: Job) -> Stop | None:
+        assert job.mail is not None
+        job.decision = self.classifier(job.mail)
+        job.trail.append(
+            f"classified: {job.decision.subcategory or job.decision.category} by {job.decision.rule}"
+        )
+        return None
+
+    # -- writing ------------------------------------------------------------
+
+    async def _commit(self, job: Job, bound: structlog.typing.FilteringBoundLogger) -> Outcome:
+        assert job.mail is not None and job.decision is not None
+        mail, policy = job.mail, self.desk.policy
+        try:
+            async with transaction(self.sessions) as session:
+                applied = None
+                linked = None
+                if job.thread is not None:
+                    thread = await _reload(session, job.thread)
+                    applied = await apply.continue_ticket(
+                        session, job.received, mail, thread, policy, strip_quoted(mail.text)
+                    )
+                    linked = thread.ticket
+                if applied is None:
+                    why = f"follow-up of {self.desk.numbering.format(linked.id)}" if linked else ""
+                    applied = await apply.open_ticket(
+                        session, job.received, mail, job.decision, policy, linked=linked, why=why
+                    )
+        except IntegrityError:
+            # Another process committed the same mail between our check and now.
+            return Outcome(Action.DUPLICATE, reason="already received (concurrent intake)")
+        number = self.desk.numbering.format(applied.ticket_id)
+        bound.info(
+            "ingest.done",
+            action=applied.action,
+            ticket=number,
+            message_id=mail.message_id,
+            trail=job.trail,
+        )
+        return Outcome(Action(applied.action), ticket=number, reason=applied.reason)
+
+    async def _finish_stopped(
+        self, job: Job, stop: Stop, bound: structlog.typing.FilteringBoundLogger
+    ) -> Outcome:
+        """Duplicates leave no trace; ignored and quarantined mail keep raw bytes and reason."""
+        message_id = job.mail.message_id if job.mail else ""
+        if stop.action is Action.DUPLICATE:
+            bound.info("ingest.duplicate", message_id=message_id, reason=stop.reason)
+            return Outcome(stop.action, reason=stop.reason)
+        try:
+            async with transaction(self.sessions) as session:
+                row = await intake.record(
+                    session, job.received, job.dedup_key, stop.action.value, stop.reason
+                )
+                intake_id = row.id
+        except IntegrityError:
+            return Outcome(Action.DUPLICATE, reason="already received (concurrent intake)")
+        except TRANSIENT as exc:
+            bound.warning("ingest.deferred", error=f"{type(exc).__name__}: {exc}"[:300])
+            return Outcome(Action.DEFERRED, reason=f"temporary failure: {type(exc).__name__}")
+        bound.info(
+            f"ingest.{stop.action.value}",
+            message_id=message_id,
+            reason=stop.reason,
+            intake=intake_id,
+        )
+        return Outcome(stop.action, reason=stop.reason, intake_id=intake_id)
+
+
+async def _reload(session: AsyncSession, match: ThreadMatch) -> ThreadMatch:
+    """The match was found in another session; bind its ticket to this one."""
+    from store.models import Ticket
+
+    ticket = await session.get(Ticket, match.ticket.id, with_for_update=True)
+    assert ticket is not None
+    return ThreadMatch(ticket, match.via, match.by_token)

@@ -1,0 +1,5 @@
+import sys
+
+from servicedesk.cli import main
+
+sys.exit(main())

@@ -1,0 +1,119 @@
+"""The ``servicedesk`` command: one entry point, one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+from servicedesk import logs
+from servicedesk.exceptions import ServiceDeskError
+from servicedesk.settings import Settings, load_settings
+
+EX_TEMPFAIL = 75  # sendmail/MTA convention: "try again later"
+EX_CONFIG = 78
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(getattr(args, "config", None))
+    fmt = getattr(args, "log_format", None) or settings.logging.format
+    logs.configure(settings.logging.level, fmt)
+    return settings
+
+
+async def _ingest(args: argparse.Namespace) -> int:
+    from ingest import files
+    from servicedesk.runtime import open_runtime
+
+    settings = _settings(args)
+    deferred = False
+    async with open_runtime(settings) as runtime:
+        for argument in args.mail:
+            for name, source in files.expand(argument):
+                try:
+                    raw = files.read(name)
+                except OSError as exc:
+                    print(json.dumps({"file": name, "action": "error", "ticket": None,
+                                      "reason": f"cannot read: {exc.strerror}"}), flush=True)  # fmt: skip
+                    deferred = True
+                    continue
+                outcome = await runtime.pipeline.process(raw, source)
+                if outcome.action.acknowledged and args.mark_done:
+                    files.mark_done(name)
+                deferred = deferred or not outcome.action.acknowledged
+                record = {"file": name, "action": outcome.action.value, "ticket": outcome.ticket,
+                          "reason": outcome.reason}  # fmt: skip
+                print(json.dumps(record, ensure_ascii=False), flush=True)
+    return EX_TEMPFAIL if deferred else 0
+
+
+async def _db_upgrade(args: argparse.Namespace) -> int:
+    from store import migrate
+    from store.db import create_engine
+
+    settings = _settings(args)
+    engine = create_engine(settings.database.url)
+    try:
+        await migrate.upgrade(engine, args.revision)
+        print(f"database at revision {await migrate.current_revision(engine)}")
+    finally:
+        await engine.dispose()
+    return 0
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from servicedesk.demo import run_demo
+
+    return await run_demo(_settings(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="servicedesk", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", help="TOML config file (default: ./servicedesk.toml if present)"
+    )
+    common.add_argument("--log-format", choices=("json", "console"), help="override logging.format")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ingest = sub.add_parser(
+        "ingest", parents=[common], help="turn mail files (or - for stdin) into tickets"
+    )
+    ingest.add_argument("mail", nargs="+", help="files, folders, Maildirs, or - for stdin")
+    ingest.add_argument(
+        "--mark-done", action="store_true", help="move handled Maildir mail from new/ to cur/"
+    )
+    ingest.set_defaults(handler=_ingest)
+
+    demo = sub.add_parser(
+        "demo", parents=[common], help="ingest the bundled sample mails and show the tickets"
+    )
+    demo.set_defaults(handler=_demo)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", parents=[common], help="apply Alembic migrations")
+    upgrade.add_argument("revision", nargs="?", default="head")
+    upgrade.set_defaults(handler=_db_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.handler(args)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        return int(result)
+    except ServiceDeskError as exc:
+        print(f"servicedesk: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Wiring: from a Settings object to an engine, a pipeline and its classifier.
+
+Every command builds one ``Runtime`` and closes it; nothing here is global,
+so tests can run several side by side (SQLite and PostgreSQL at once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from classify.decision import Decision
+from ingest.mail import InboundMail
+from ingest.parse import ParseLimits
+from ingest.pipeline import Classifier, Desk, Pipeline, inline_parser
+from servicedesk.settings import Settings
+from store import migrate
+from store.apply import DeskPolicy
+from store.db import create_engine, session_factory
+from store.tickets import AttachmentStore, Numbering
+from store.tokens import load_or_create_key
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    secret_key: bytes
+    numbering: Numbering
+    pipeline: Pipeline
+
+
+def parse_limits(settings: Settings) -> ParseLimits:
+    limits = settings.limits
+    return ParseLimits(
+        max_attachment_bytes=limits.max_attachment_bytes,
+        max_attachments=limits.max_attachments,
+        max_headers=limits.max_headers,
+        max_header_bytes=limits.max_header_bytes,
+        max_recipients=limits.max_recipients,
+    )
+
+
+def build_classifier(settings: Settings) -> Classifier:
+    """The rules-file classifier; see classify/ for the engine."""
+    from classify.organisation import organisation_for
+
+    domains = settings.domain_map()
+    language = settings.notify.default_language
+
+    def classify(mail: InboundMail) -> Decision:
+        org = organisation_for(mail.sender.domain if mail.sender else "", domains)
+        return Decision(
+            "it", "it.advice", org, "normal", language, "fallback", ("no rules loaded",)
+        )
+
+    return classify
+
+
+def build_desk(settings: Settings, secret_key: bytes) -> Desk:
+    numbering = Numbering(settings.tickets.prefix, settings.tickets.digits)
+    policy = DeskPolicy(
+        address=settings.smtp.from_address.lower(),
+        secret_key=secret_key,
+        attachments=AttachmentStore(settings.data.attachments, settings.data_dir / "attachments"),
+        reopen_days=settings.notify.reopen_days,
+        stranger_replies=settings.notify.stranger_replies,
+    )
+    own = (settings.smtp.from_address.lower(),)
+    return Desk(
+        policy=policy,
+        numbering=numbering,
+        max_message_bytes=settings.limits.max_message_bytes,
+        processing_seconds=settings.limits.processing_seconds,
+        own_addresses=own,
+    )
+
+
+@asynccontextmanager
+async def open_runtime(
+    settings: Settings, *, classifier: Classifier | None = None
+) -> AsyncIterator[Runtime]:
+    engine = create_engine(
+        settings.database.url, echo=settings.database.echo, pool_size=settings.database.pool_size
+    )
+    try:
+        if settings.database.auto_migrate:
+            await migrate.upgrade(engine)
+        sessions = session_factory(engine)
+        key = load_or_create_key(
+            settings.web.secret_key, settings.web.secret_key_file, settings.data_dir
+        )
+        desk = build_desk(settings, key)
+        pipeline = Pipeline(
+            sessions,
+            desk,
+            classifier or build_classifier(settings),
+            inline_parser(parse_limits(settings)),
+        )
+        yield Runtime(settings, engine, sessions, key, desk.numbering, pipeline)
+    finally:
+        await engine.dispose()

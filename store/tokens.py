@@ -1,0 +1,46 @@
+"""Tracking-link and reply tokens: unguessable, and never stored in the clear.
+
+A token is an HMAC of a random 128-bit nonce under the server's secret key.
+The database keeps the nonce and a SHA-256 of the token: a leaked database
+alone yields no working link, yet the outbox worker can rebuild the link for a
+mail long after the ticket was created.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+
+NONCE_BYTES = 16
+
+
+def new_nonce() -> str:
+    return secrets.token_hex(NONCE_BYTES)
+
+
+def token_for(secret_key: bytes, purpose: str, nonce: str) -> str:
+    digest = hmac.new(secret_key, f"{purpose}:{nonce}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode("ascii")
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def load_or_create_key(configured: str, key_file: str, data_dir: Path) -> bytes:
+    """The configured key, or one generated once into the data folder (mode 0600)."""
+    if configured:
+        return configured.encode()
+    path = Path(key_file) if key_file else data_dir / "secret.key"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with path.open("xb") as handle:
+                path.chmod(0o600)
+                handle.write(secrets.token_hex(32).encode())
+        except FileExistsError:
+            pass  # another process created it first; use theirs
+    return path.read_bytes().strip()

@@ -228,6 +228,12 @@ class Pipeline:
             return Outcome(stop.action, reason=stop.reason)
         try:
             async with transaction(self.sessions) as session:
+                existing = await intake.find_existing(
+                    session, job.dedup_key, job.received.source.key
+                )
+                if existing is not None:
+                    reason = f"already received as intake #{existing.id} ({existing.action})"
+                    return Outcome(Action.DUPLICATE, reason=reason)
                 row = await intake.record(
                     session, job.received, job.dedup_key, stop.action.value, stop.reason
                 )

@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from ingest.pipeline import TRANSIENT
 from servicedesk import logs
 from servicedesk.exceptions import ServiceDeskError
 from servicedesk.settings import Settings, load_settings
@@ -66,7 +67,10 @@ async def _db_upgrade(args: argparse.Namespace) -> int:
 async def _demo(args: argparse.Namespace) -> int:
     from servicedesk.demo import run_demo
 
-    return await run_demo(_settings(args))
+    settings = load_settings(args.config)
+    # The demo prints its own table; only problems belong on the console.
+    logs.configure("warning", args.log_format or "console")
+    return await run_demo(settings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServiceDeskError as exc:
         print(f"servicedesk: {exc}", file=sys.stderr)
         return EX_CONFIG
+    except TRANSIENT as exc:
+        # The database or disk is away: an MTA piping to us must retry later.
+        print(f"servicedesk: temporary failure, try again later: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
     except KeyboardInterrupt:
         return 130
 

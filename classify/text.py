@@ -1,0 +1,209 @@
+"""Words of a mail reduced to comparable forms, so keywords survive Finnish inflection.
+
+Snowball stemmers alone are not enough for Finnish: ``salasana`` stems to
+``salas`` but ``salasanaa`` to ``salasan``, and consonant gradation turns
+``käyttöoikeus`` into ``käyttöoikeud-``.  A keyword therefore matches a word
+when one of their forms (the lower-cased word or its fi/sv/en stem) equals,
+or is a short prefix of, the other; that tolerance is what the tests pin.
+
+Each mail is tokenised and stemmed once (``FieldIndex``); stems are cached per
+word across mails because service-desk vocabulary repeats endlessly.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import snowballstemmer
+
+LANGUAGES = ("finnish", "swedish", "english")
+_STEMMERS = {name: snowballstemmer.stemmer(name) for name in LANGUAGES}
+
+# Letters and digits, keeping inner hyphens/apostrophes out: "SD-123" gives two tokens.
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+
+# A short stem that is a prefix of another may only be this much shorter;
+# "palk" (palkka) must not swallow "palkint" (palkinto, an award).
+_MIN_STEM = 4
+_SHORT_SLACK = 2
+_LONG_SLACK = 3
+_BUCKET = 4
+
+
+def fold(text: str) -> str:
+    """Drop accents so ``tyotodistus`` typed on a foreign keyboard meets ``työtodistus``."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased words in order; casefold also maps ß and similar safely."""
+    return [match.group(0).casefold() for match in _TOKEN.finditer(text)]
+
+
+@lru_cache(maxsize=200_000)
+def forms(word: str) -> tuple[str, ...]:
+    """The word and its stems in each language, deduplicated, word first."""
+    seen = [word]
+    for name in LANGUAGES:
+        stem = _STEMMERS[name].stemWord(word)
+        if stem and stem not in seen:
+            seen.append(stem)
+    return tuple(seen)
+
+
+def forms_match(a: str, b: str) -> bool:
+    """Whether two forms are the same word modulo a short inflectional ending.
+
+    Allowed: equality; one a prefix of the other that is at most 2 (short
+    stems) or 3 characters longer; or the same beginning except for the last
+    letter of the shorter one (consonant gradation), again with a short tail.
+    """
+    if a == b:
+        return True
+    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+    if len(short) < _MIN_STEM:
+        return False
+    slack = _SHORT_SLACK if len(short) <= _MIN_STEM else _LONG_SLACK
+    if long_.startswith(short):
+        return len(long_) - len(short) <= slack
+    common = len(short) - 1
+    if common < 5 or long_[:common] != short[:common]:
+        return False
+    return len(long_) - common <= slack
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One form of the word at ``position`` in a field."""
+
+    form: str
+    folded: str
+    position: int
+
+
+@dataclass(slots=True)
+class FieldIndex:
+    """All words of one field, indexed by the first letters of their forms.
+
+    A keyword only needs comparing with the few forms that share its first
+    four (accent-folded) letters, which keeps a hundred rules cheap per mail.
+    """
+
+    words: list[str]
+    buckets: dict[str, list[Entry]] = field(default_factory=dict)
+    short: dict[str, list[Entry]] = field(default_factory=dict)
+    joined: str = ""
+    joined_folded: str = ""
+
+    @classmethod
+    def build(cls, text: str) -> FieldIndex:
+        words = tokens(text)
+        index = cls(words=words)
+        joined = " ".join(words)
+        index.joined = f" {joined} "
+        index.joined_folded = f" {fold(joined)} "
+        seen: set[tuple[str, int]] = set()
+        for position, word in enumerate(words):
+            for form in forms(word):
+                if (form, position) in seen:
+                    continue
+                seen.add((form, position))
+                folded = fold(form)
+                entry = Entry(form, folded, position)
+                if len(folded) >= _BUCKET:
+                    index.buckets.setdefault(folded[:_BUCKET], []).append(entry)
+                else:
+                    index.short.setdefault(folded, []).append(entry)
+        return index
+
+    def candidates(self, folded_form: str) -> list[Entry]:
+        if len(folded_form) >= _BUCKET:
+            return self.buckets.get(folded_form[:_BUCKET], [])
+        return self.short.get(folded_form, [])
+
+
+@dataclass(frozen=True, slots=True)
+class Keyword:
+    """A compiled keyword or phrase: every word's forms, precomputed at load time.
+
+    ``stem`` off means whole words only (for codes like ``VPN``); with
+    ``fold_accents`` forms are compared without accents.  Stars make a
+    wildcard instead of a stem match: ``tulost*`` is a prefix, ``*todistus``
+    a compound ending (``palkkatodistuksen``), ``*lisenssi*`` anywhere in a word.
+    """
+
+    text: str
+    words: tuple[tuple[str, ...], ...]
+    stem: bool = True
+    fold_accents: bool = False
+    wildcard: re.Pattern[str] | None = None
+
+    @classmethod
+    def compile(cls, text: str, *, stem: bool = True, fold_accents: bool = False) -> Keyword:
+        raw = text.strip()
+        words = tokens(raw.strip("*"))
+        if raw.startswith("*") or raw.endswith("*"):
+            return cls(raw, (tuple(words),), stem, fold_accents, _wildcard(raw, fold_accents))
+        compiled = tuple((forms(w) if stem else (w,)) for w in words)
+        if fold_accents:
+            compiled = tuple(tuple(dict.fromkeys(fold(f) for f in ws)) for ws in compiled)
+        return cls(raw, compiled, stem, fold_accents)
+
+    def find(self, index: FieldIndex) -> str | None:
+        """The matched words of the field, or None; phrases need consecutive words."""
+        if not self.words or not self.words[0]:
+            return None
+        if self.wildcard is not None:
+            return self._find_wild(index)
+        starts = self._positions(index, 0)
+        for offset in range(1, len(self.words)):
+            if not starts:
+                break
+            following = self._positions(index, offset)
+            starts &= following
+        if not starts:
+            return None
+        first = min(starts)
+        return " ".join(index.words[first : first + len(self.words)])
+
+    def _positions(self, index: FieldIndex, offset: int) -> set[int]:
+        found: set[int] = set()
+        for form in self.words[offset]:
+            for entry in index.candidates(form if self.fold_accents else fold(form)):
+                other = entry.folded if self.fold_accents else entry.form
+                if forms_match(form, other) if self.stem else other == form:
+                    found.add(entry.position - offset)
+        return found
+
+    def _find_wild(self, index: FieldIndex) -> str | None:
+        assert self.wildcard is not None
+        haystack = index.joined_folded if self.fold_accents else index.joined
+        match = self.wildcard.search(haystack)
+        if match is None:
+            return None
+        if len(haystack) == len(index.joined):
+            return index.joined[match.start() : match.end()]
+        return match.group(0)
+
+
+def _wildcard(raw: str, fold_accents: bool) -> re.Pattern[str]:
+    """Regex over the space-joined words of a field for a starred keyword."""
+    head, tail = raw.startswith("*"), raw.endswith("*")
+    words = tokens(raw.strip("*"))
+    if fold_accents:
+        words = [fold(w) for w in words]
+    body = re.escape(" ".join(words))
+    if head and not tail:
+        # A compound ending may still carry an inflection: allow the shortest
+        # stem of the last word plus a few letters.
+        last = min(forms(words[-1]), key=len) if words else ""
+        last = last[:-1] if len(last) > 5 else last
+        stemmed = " ".join([*words[:-1], last])
+        body = f"(?:{re.escape(stemmed)}[^ ]{{0,5}})"
+    prefix = "[^ ]*" if head else "(?<= )"
+    suffix = "[^ ]*" if tail else "(?= )"
+    return re.compile(prefix + body + suffix)

@@ -25,12 +25,19 @@ _STEMMERS = {name: snowballstemmer.stemmer(name) for name in LANGUAGES}
 # Letters and digits, keeping inner hyphens/apostrophes out: "SD-123" gives two tokens.
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
-# A short stem that is a prefix of another may only be this much shorter;
-# "palk" (palkka) must not swallow "palkint" (palkinto, an award).
-_MIN_STEM = 4
-_SHORT_SLACK = 2
-_LONG_SLACK = 3
+# Keyword forms this short must match exactly: "esim" (eSIM) must not find
+# "esimies", "lisä" must not find "lisättyä".
+_EXACT_UP_TO = 4
+# Letters an inflected word may add after the keyword's form ("salas" -> "salasano").
+_SLACK = 3
 _BUCKET = 4
+# Finnish consonant gradation and stem-vowel changes at the end of a stem:
+# käyttöoikeus -> käyttöoikeude-, tunnus -> tunnukse-, hiiri -> hiire-, ranta -> ranna-.
+_GRADATION = frozenset(
+    {("s", "d"), ("s", "k"), ("t", "d"), ("k", "g"), ("p", "v"), ("p", "m"), ("t", "n"),
+     ("t", "l"), ("t", "r"), ("i", "e"), ("e", "i"), ("a", "o"), ("ä", "ö"), ("s", "t"),
+     ("n", "s")}
+)  # fmt: skip
 
 
 def fold(text: str) -> str:
@@ -55,25 +62,27 @@ def forms(word: str) -> tuple[str, ...]:
     return tuple(seen)
 
 
-def forms_match(a: str, b: str) -> bool:
-    """Whether two forms are the same word modulo a short inflectional ending.
+def forms_match(keyword: str, word: str) -> bool:
+    """Whether a word of the mail is the keyword modulo a short inflectional ending.
 
-    Allowed: equality; one a prefix of the other that is at most 2 (short
-    stems) or 3 characters longer; or the same beginning except for the last
-    letter of the shorter one (consonant gradation), again with a short tail.
+    Allowed: equality; the keyword's form followed by at most three more
+    letters; or the keyword's form with its last letter changed by consonant
+    gradation.  Never the other way round: the mail word "till" is not the
+    keyword "tillägg", and "käyttöön" is not "käyttökatko".
     """
-    if a == b:
+    if keyword == word:
         return True
-    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
-    if len(short) < _MIN_STEM:
+    size = len(keyword)
+    if size <= _EXACT_UP_TO or len(word) < size:
         return False
-    slack = _SHORT_SLACK if len(short) <= _MIN_STEM else _LONG_SLACK
-    if long_.startswith(short):
-        return len(long_) - len(short) <= slack
-    common = len(short) - 1
-    if common < 5 or long_[:common] != short[:common]:
-        return False
-    return len(long_) - common <= slack
+    if word.startswith(keyword):
+        return len(word) - size <= _SLACK
+    last = size - 1
+    return (
+        word[:last] == keyword[:last]
+        and (keyword[last], word[last]) in _GRADATION
+        and len(word) - last <= _SLACK + 2
+    )
 
 
 @dataclass(frozen=True, slots=True)

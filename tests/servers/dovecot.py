@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import ssl
@@ -114,7 +115,7 @@ class DovecotServer:
         self.root.chmod(0o755)  # the unprivileged mail user must traverse it
         self.port = free_port()
         self.tls_port = free_port() if tls else 0
-        self.passwd = self.root / "passwd"
+        self.password = secrets.token_urlsafe(12)
         self.mail_root = self.root / "mail"
         self.config = self.root / "dovecot.conf"
         self.log_path = self.root / "dovecot.log"
@@ -130,8 +131,6 @@ class DovecotServer:
         self.mail_root.mkdir(exist_ok=True)
         if os.geteuid() == 0:
             os.chown(self.mail_root, uid, gid)
-        self.passwd.touch()
-        self.passwd.chmod(0o644)
         ssl_lines = ["ssl = no"]
         if tls:
             self.cert, key = _make_certificate(self.root)
@@ -158,9 +157,12 @@ class DovecotServer:
             f"mail_location = maildir:{self.mail_root}/%u",
             "mail_max_userip_connections = 200",
             "mailbox_idle_check_interval = 1 secs",
+            # Every user name exists and shares one password: a test makes a
+            # fresh mailbox by picking a new name, with no reload involved
+            # (passwd-file is re-read at most once a second).
             "passdb {",
-            "  driver = passwd-file",
-            f"  args = scheme=PLAIN username_format=%u {self.passwd}",
+            "  driver = static",
+            f"  args = password={self.password}",
             "}",
             "userdb {",
             "  driver = static",
@@ -232,18 +234,6 @@ class DovecotServer:
             return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
         except OSError:
             return ""
-
-    # -- users -----------------------------------------------------------------
-    def add_user(self, name: str, password: str) -> None:
-        """Dovecot re-reads the passwd-file when it changes, so no reload is needed."""
-        if ":" in name or ":" in password or "\n" in name + password:
-            raise ValueError("user name and password must not contain ':' or newlines")
-        with self.passwd.open("a", encoding="utf-8") as fh:
-            fh.write(f"{name}:{{PLAIN}}{password}::::::\n")
-        # The file's mtime has a one-second resolution on some filesystems;
-        # make sure Dovecot sees a change even for two users in one second.
-        stamp = time.time()
-        os.utime(self.passwd, (stamp, stamp))
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts this server's self-signed certificate."""

@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
+from ingest.imap_wire import encode_mailbox
 from servicedesk.settings import ImapSettings
 from tests.servers.dovecot import DovecotServer
 
@@ -42,7 +43,8 @@ def make_mail(
 
 
 def _quote(folder: str) -> str:
-    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """Quoted, modified UTF-7 (the unit-tested encoder from ingest; the stdlib has none)."""
+    return encode_mailbox(folder)
 
 
 class TestMailbox:
@@ -50,13 +52,11 @@ class TestMailbox:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(
-        self, server: DovecotServer, user: str | None = None, password: str | None = None
-    ) -> None:
+    def __init__(self, server: DovecotServer, user: str | None = None) -> None:
+        """A new user name is a new, empty mailbox (the server accepts any name)."""
         self.server = server
         self.user = user or f"u{secrets.token_hex(4)}"
-        self.password = password or secrets.token_urlsafe(12)
-        server.add_user(self.user, self.password)
+        self.password = server.password
 
     def settings(self, **overrides: Any) -> ImapSettings:
         """Watcher settings for this mailbox: plain IMAP on loopback, fast timers."""

@@ -59,8 +59,14 @@ class Keywords(Condition):
     field: str
     keywords: tuple[Keyword, ...]
     require_all: bool = False
+    # Union of the keywords' index keys; None when a wildcard makes a pre-check unsafe.
+    keys: frozenset[str] | None = None
 
     def test(self, f: MailFeatures) -> Evidence | None:
+        if self.keys is not None:
+            names = ("subject", "body") if self.field == "text" else (self.field,)
+            if not any(f.index(name).has_any(self.keys) for name in names):
+                return None
         evidence: list[str] = []
         for keyword in self.keywords:
             found = _find(f, self.field, keyword)

@@ -78,7 +78,9 @@ class Outcome:
 
 
 def inline_examples(rules: RuleSet) -> list[Example]:
-    return [Example(f"{rules.path}:{e.line} {e.name}", inline_mail(e), e.expect) for e in rules.examples]
+    return [
+        Example(f"{rules.path}:{e.line} {e.name}", inline_mail(e), e.expect) for e in rules.examples
+    ]
 
 
 def folder_examples(directory: str | Path) -> tuple[list[Example], list[str]]:
@@ -112,7 +114,8 @@ def folder_examples(directory: str | Path) -> tuple[list[Example], list[str]]:
 def check(decision: Decision, expect: Expectation) -> tuple[str, ...]:
     """Each expected field that came out differently, as 'field: expected X, got Y'."""
     wanted = {
-        "category": expect.category or (category_of(expect.subcategory) if expect.subcategory else ""),
+        "category": expect.category
+        or (category_of(expect.subcategory) if expect.subcategory else ""),
         "subcategory": expect.subcategory,
         "priority": expect.priority,
         "organisation": expect.organisation,

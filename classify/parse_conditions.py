@@ -206,7 +206,11 @@ class ConditionParser:
         quantifier = "all of" if require_all else "any of"
         text = f"{label} has {quantifier} " + ", ".join(f"'{k.text}'" for k in keywords[:6])
         text += ", …" if len(keywords) > 6 else ""
-        return Compiled(Keywords(field, tuple(keywords), require_all), text)
+        keys: frozenset[str] | None = frozenset()
+        for keyword in keywords:
+            own = keyword.bucket_keys()
+            keys = None if own is None or keys is None else keys | own
+        return Compiled(Keywords(field, tuple(keywords), require_all, keys), text)
 
     def _regex(self, name: str, field: str, node: Node, ops: Node, op: str) -> Compiled | None:
         compiled: list[re.Pattern[str]] = []

@@ -129,6 +129,10 @@ class FieldIndex:
                     index.short.setdefault(folded, []).append(entry)
         return index
 
+    def has_any(self, keys: frozenset[str]) -> bool:
+        """Cheap pre-check: could any keyword with these bucket keys match here?"""
+        return not (self.buckets.keys().isdisjoint(keys) and self.short.keys().isdisjoint(keys))
+
     def candidates(self, folded_form: str) -> list[Entry]:
         if len(folded_form) >= _BUCKET:
             return self.buckets.get(folded_form[:_BUCKET], [])
@@ -178,6 +182,16 @@ class Keyword:
             return None
         first = min(starts)
         return " ".join(index.words[first : first + len(self.words)])
+
+    def bucket_keys(self) -> frozenset[str] | None:
+        """Index keys this keyword can only match under; None for wildcards (no pre-check)."""
+        if self.wildcard is not None:
+            return None
+        keys = set()
+        for form in self.words[0] if self.words else ():
+            folded = form if self.fold_accents else fold(form)
+            keys.add(folded[:_BUCKET] if len(folded) >= _BUCKET else folded)
+        return frozenset(keys)
 
     def _positions(self, index: FieldIndex, offset: int) -> set[int]:
         found: set[int] = set()

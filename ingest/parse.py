@@ -1,30 +1,28 @@
-"""Raw bytes to ``InboundMail`` with mail-parser, plus the fallbacks real mail needs.
+"""Raw bytes to ``InboundMail``, bounded, with the fallbacks real mail needs.
 
 Parsing never raises: a message that cannot be understood comes back as
 ``Unparseable`` with a reason, and the pipeline quarantines it with its raw
-bytes. See ../shared/corpus/README.md for the traps handled here.
+bytes. The MIME shape is checked on the raw bytes first (ingest.mime_limits),
+so the standard library never builds a tree for 10,000 parts or recurses into
+absurd nesting. Parts are walked with the standard library directly rather
+than mail-parser: it avoids mail-parser's base64 round trip of every
+attachment (a large share of its ~9x memory) and lets over-limit attachments
+be dropped before they are decoded. See ../shared/corpus/README.md for the
+traps handled here and in ingest.decode / ingest.headers.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
+import email
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import Message
-from email.utils import getaddresses
-from typing import Any
 
-import mailparser
-
+from ingest import headers as hdr
+from ingest import mime_limits, tnef
 from ingest.decode import decode_bytes, header_text
 from ingest.htmltext import html_to_text
-from ingest.mail import Address, Attachment, InboundMail
-
-_ADDR = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*", re.ASCII)
-_MSGID = re.compile(r"<([^<>\s]{1,900})>")
-MAX_MESSAGE_ID = 500
+from ingest.mail import Attachment, InboundMail
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,186 +41,250 @@ class ParseLimits:
     max_headers: int = 1000
     max_header_bytes: int = 256 * 1024
     max_recipients: int = 500
+    max_parts: int = 500
+    max_depth: int = 20
+    # Bodies beyond these are cut (with a note): nobody reads 2 MB of text in
+    # a ticket, and HTML-to-text cost grows with the input.
+    max_text_chars: int = 1_000_000
+    max_html_chars: int = 4_000_000
+
+    def mime(self) -> mime_limits.MimeLimits:
+        return mime_limits.MimeLimits(
+            max_parts=self.max_parts,
+            max_depth=self.max_depth,
+            max_headers=self.max_headers,
+            max_header_bytes=self.max_header_bytes,
+        )
 
 
 def parse_mail(raw: bytes, limits: ParseLimits | None = None) -> InboundMail | Unparseable:
     limits = limits or ParseLimits()
     if not raw.strip():
         return Unparseable("empty message")
-    problem = _header_block_problem(raw, limits)
-    if problem:
-        return Unparseable(problem)
     try:
-        parsed = mailparser.parse_from_bytes(raw)
-        return _to_inbound(parsed, raw, limits)
+        shape = mime_limits.scan(raw, limits.mime())
+        if shape.problem:
+            return Unparseable(shape.problem)
+        message = email.message_from_bytes(raw)
+        return _to_inbound(message, raw, limits)
     except RecursionError:
         return Unparseable("MIME nesting too deep to parse")
-    except Exception as exc:  # mail-parser raises a wide variety on hostile input
+    except MemoryError:
+        return Unparseable("parsing needed more memory than allowed")
+    except Exception as exc:  # the stdlib raises a wide variety on hostile input
         return Unparseable(f"parser failed: {type(exc).__name__}: {str(exc)[:200]}")
 
 
-def _header_block_problem(raw: bytes, limits: ParseLimits) -> str:
-    end = raw.find(b"\n\n")
-    crlf_end = raw.find(b"\r\n\r\n")
-    if crlf_end != -1 and (end == -1 or crlf_end < end):
-        end = crlf_end
-    block = raw if end == -1 else raw[:end]
-    if len(block) > limits.max_header_bytes:
-        return f"header block is {len(block)} bytes, over the limit of {limits.max_header_bytes}"
-    count = sum(1 for line in block.splitlines() if line[:1] not in (b" ", b"\t", b""))
-    if count > limits.max_headers:
-        return f"{count} header lines, over the limit of {limits.max_headers}"
-    return ""
+@dataclass(slots=True)
+class _Body:
+    """What the walk over the leaf parts collects."""
+
+    plain: list[str] = field(default_factory=list)
+    html: list[str] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    defects: set[str] = field(default_factory=set)
 
 
-def _to_inbound(parsed: Any, raw: bytes, limits: ParseLimits) -> InboundMail | Unparseable:
-    message: Message = parsed.message
-    if message is None:
-        return Unparseable("no message structure found")
-    headers = {name.lower(): header_text(value) for name, value in reversed(message.items())}
-    sender = _sender(message)
+def _to_inbound(message: Message, raw: bytes, limits: ParseLimits) -> InboundMail | Unparseable:
+    top_end, _ = mime_limits.header_end(raw, 0)
+    top = raw[:top_end]
+    headers = hdr.header_map(message, limits.max_headers)
+    sender = hdr.sender(message, top)
     if sender is None:
         return Unparseable("no usable sender address (From, Sender, Return-Path all empty)")
-    to = _addresses(message, "to")
-    cc = _addresses(message, "cc")
+    to = hdr.addresses(message, "to", limits.max_recipients)
+    cc = hdr.addresses(message, "cc", limits.max_recipients)
     if len(to) + len(cc) > limits.max_recipients:
-        return Unparseable(
-            f"{len(to) + len(cc)} recipients, over the limit of {limits.max_recipients}"
-        )
-    html = "\n".join(parsed.text_html)
-    text = _plain_text(parsed, message) or (html_to_text(html) if html else "")
-    attachments, notes = _attachments(parsed.attachments, limits)
-    defects = tuple(sorted(parsed.defects_categories))
+        return Unparseable(f"more than {limits.max_recipients} recipients")
+    body = _Body()
+    _walk(message, body, limits)
+    text, html = _texts(body, limits)
+    date, date_note = hdr.normalise_date(headers.get("date", ""))
+    if date_note:
+        body.notes.append(date_note)
+    mid = hdr.message_id(headers.get("message-id", "") or hdr.raw_header(top, "message-id"))
+    if not mid and headers.get("message-id"):
+        body.notes.append("Message-ID header unusable (too long or malformed); ignored")
     return InboundMail(
-        message_id=_message_id(headers.get("message-id", "")),
-        subject=headers.get("subject", ""),
+        message_id=mid,
+        subject=headers.get("subject", "")[:1000],
         sender=sender,
         to=to,
         cc=cc,
-        reply_to=_addresses(message, "reply-to"),
-        in_reply_to=_message_id(headers.get("in-reply-to", "")),
-        references=tuple(m for m in _MSGID.findall(headers.get("references", "")))[-50:],
-        date=headers.get("date", "")[:128],
+        reply_to=hdr.addresses(message, "reply-to", 20),
+        in_reply_to=hdr.message_id(headers.get("in-reply-to", "")),
+        references=hdr.references(headers.get("references", "")),
+        date=date,
         text=text,
         html=html,
         headers=headers,
-        attachments=attachments,
+        attachments=tuple(body.attachments),
         size=len(raw),
-        defects=defects,
-        notes=notes,
+        defects=tuple(sorted(body.defects)),
+        notes=tuple(body.notes),
     )
 
 
-def _message_id(value: str) -> str:
-    match = _MSGID.search(value)
-    found = match.group(1) if match else value.strip().strip("<>")
-    if not found or len(found) > MAX_MESSAGE_ID or " " in found:
-        return ""
-    return found
+def _texts(body: _Body, limits: ParseLimits) -> tuple[str, str]:
+    text = "\n".join(t for t in body.plain if t)
+    html = "\n".join(h for h in body.html if h)
+    if len(html) > limits.max_html_chars:
+        body.notes.append(f"HTML body cut to {limits.max_html_chars} characters")
+        html = html[: limits.max_html_chars]
+    if not text.strip() and html:
+        text = html_to_text(html)
+    if len(text) > limits.max_text_chars:
+        body.notes.append(f"body text cut to {limits.max_text_chars} characters")
+        text = text[: limits.max_text_chars]
+    return text, html
 
 
-def _parse_addresses(value: str) -> list[Address]:
-    found: list[Address] = []
-    for name, email in getaddresses([value]):
-        email = email.strip().strip(".").lower()
-        if "@" not in email or not _ADDR.fullmatch(email):
-            continue
-        found.append(Address(email=email, name=name.strip()))
-    return found
-
-
-def _addresses(message: Message, header: str) -> tuple[Address, ...]:
-    values = message.get_all(header) or []
-    found: list[Address] = []
-    for value in values:
-        text = header_text(value)
-        parsed = _parse_addresses(text)
-        if not parsed:
-            # "Name addr@x" without brackets and similar breakage.
-            parsed = [Address(email=e.lower().strip(".")) for e in _ADDR.findall(text)]
-        found.extend(parsed)
-    unique = {a.email: a for a in reversed(found)}
-    return tuple(reversed(list(unique.values())))
-
-
-def _sender(message: Message) -> Address | None:
-    for header in ("from", "sender", "reply-to", "return-path"):
-        found = _addresses(message, header)
-        if found:
-            return found[0]
-    return None
-
-
-def _plain_text(parsed: Any, message: Message) -> str:
-    text = "\n".join(parsed.text_plain)
-    if "\ufffd" not in text:
-        return text
-    # mail-parser decoded with a charset that failed: redo it with the chain.
-    redone: list[str] = []
+def _walk(message: Message, body: _Body, limits: ParseLimits) -> None:
     for part in message.walk():
-        if part.get_content_type() != "text/plain" or part.get_filename():
+        body.defects.update(type(d).__name__ for d in part.defects)
+        if part.is_multipart():
             continue
+        ctype = part.get_content_type()
+        disposition = (part.get_content_disposition() or "").lower()
+        filename = _filename(part)
+        if ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
+            payload = part.get_payload(decode=True)
+            if isinstance(payload, bytes):
+                text = decode_bytes(payload, part.get_content_charset())
+                (body.plain if ctype == "text/plain" else body.html).append(text)
+            continue
+        if ctype.startswith("message/") and not filename:
+            continue  # walk() goes into the forwarded message's own parts
+        _attachment(part, ctype, disposition, filename, body, limits)
+
+
+def _filename(part: Message) -> str:
+    try:
+        name = part.get_filename() or part.get_param("name") or ""
+    except Exception:
+        return "unnamed"
+    if isinstance(name, tuple):  # RFC 2231 triple left undecoded by get_param
+        name = decode_bytes(name[2].encode("latin-1", "replace"), name[0])
+    return header_text(str(name))
+
+
+def _estimated_size(part: Message) -> int:
+    """Decoded size without decoding: base64 is 3/4 of its text, others ~1."""
+    payload = part.get_payload()
+    length = len(payload) if isinstance(payload, str | bytes) else 0
+    cte = str(part.get("content-transfer-encoding", "")).strip().lower()
+    return length * 3 // 4 if cte == "base64" else length
+
+
+def _attachment(
+    part: Message,
+    ctype: str,
+    disposition: str,
+    filename: str,
+    body: _Body,
+    limits: ParseLimits,
+) -> None:
+    index = len(body.attachments)
+    name = safe_filename(filename, f"attachment-{index + 1}")
+    dropped = ""
+    data = b""
+    size = _estimated_size(part)
+    if index >= limits.max_attachments:
+        dropped = f"more than {limits.max_attachments} attachments"
+    elif size > limits.max_attachment_bytes * 1.05 + 1024:
+        dropped = f"about {size} bytes, over the limit of {limits.max_attachment_bytes}"
+    else:
         payload = part.get_payload(decode=True)
-        if isinstance(payload, bytes):
-            redone.append(decode_bytes(payload, part.get_content_charset()))
-    return "\n".join(redone) or text
-
-
-def safe_filename(name: str, fallback: str = "attachment") -> str:
-    """A name that is safe to show and to store: no paths, controls or odd Unicode."""
-    name = unicodedata.normalize("NFC", name)
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
-    name = name.strip().lstrip(".").strip()
-    if not name:
-        return fallback
-    encoded = name.encode("utf-8")
-    if len(encoded) > 200:
-        stem, dot, ext = name.rpartition(".")
-        ext = ext[:16] if dot and len(ext) <= 16 else ""
-        keep = encoded[: 200 - len(ext) - 1].decode("utf-8", errors="ignore")
-        name = f"{keep}.{ext}" if ext else keep
-    return name
-
-
-def _attachment_bytes(item: dict[str, Any]) -> bytes:
-    payload = item.get("payload") or ""
-    if item.get("binary"):
-        try:
-            return base64.b64decode(payload, validate=False)
-        except (binascii.Error, ValueError):
-            return str(payload).encode("utf-8", "surrogateescape")
-    return str(payload).encode("utf-8", "surrogateescape")
-
-
-def _attachments(
-    items: list[dict[str, Any]], limits: ParseLimits
-) -> tuple[tuple[Attachment, ...], tuple[str, ...]]:
-    kept: list[Attachment] = []
-    notes: list[str] = []
-    for index, item in enumerate(items):
-        name = safe_filename(
-            header_text(str(item.get("filename") or "")), f"attachment-{index + 1}"
+        data = payload if isinstance(payload, bytes) else b""
+        size = len(data)
+        if size > limits.max_attachment_bytes:
+            dropped = f"{size} bytes, over the limit of {limits.max_attachment_bytes}"
+            data = b""
+        elif tnef.is_tnef(ctype, name, data[:4]) and _unpack_tnef(data, body, limits):
+            return
+    if dropped:
+        body.notes.append(f"attachment {name!r} not stored: {dropped}")
+    body.attachments.append(
+        Attachment(
+            filename=name,
+            content_type=ctype[:255],
+            data=data,
+            size=size,
+            content_id=header_text(part.get("content-id", "")).strip("<> ")[:255],
+            inline=disposition == "inline",
+            dropped_reason=dropped,
         )
-        data = _attachment_bytes(item)
-        content_type = str(item.get("mail_content_type") or "application/octet-stream")[:255]
-        disposition = str(item.get("content-disposition") or "").lower()
+    )
+
+
+def _unpack_tnef(data: bytes, body: _Body, limits: ParseLimits) -> bool:
+    content = tnef.unpack(data)
+    if content is None:
+        return False
+    if content.text:
+        body.plain.append(content.text)
+    if content.html:
+        body.html.append(content.html)
+    if content.note:
+        body.notes.append(content.note)
+    for item in content.files:
+        index = len(body.attachments)
+        name = safe_filename(item.name, f"attachment-{index + 1}")
         dropped = ""
         if index >= limits.max_attachments:
             dropped = f"more than {limits.max_attachments} attachments"
-        elif len(data) > limits.max_attachment_bytes:
-            dropped = f"{len(data)} bytes, over the limit of {limits.max_attachment_bytes}"
+        elif len(item.data) > limits.max_attachment_bytes:
+            dropped = f"{len(item.data)} bytes, over the limit of {limits.max_attachment_bytes}"
         if dropped:
-            notes.append(f"attachment {name!r} not stored: {dropped}")
-        kept.append(
+            body.notes.append(f"attachment {name!r} not stored: {dropped}")
+        body.attachments.append(
             Attachment(
                 filename=name,
-                content_type=content_type.lower(),
-                data=b"" if dropped else data,
-                size=len(data),
-                content_id=str(item.get("content-id") or "").strip("<> ")[:255],
-                inline=disposition.startswith("inline"),
+                content_type=_guess_type(name),
+                data=b"" if dropped else item.data,
+                size=len(item.data),
                 dropped_reason=dropped,
             )
         )
-    return tuple(kept), tuple(notes)
+    body.notes.append("winmail.dat (Outlook TNEF) unpacked")
+    return True
+
+
+def _guess_type(name: str) -> str:
+    import mimetypes
+
+    return mimetypes.guess_type(name, strict=False)[0] or "application/octet-stream"
+
+
+_WINDOWS_RESERVED = frozenset(
+    {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
+)
+_UNSAFE = str.maketrans({ch: "_" for ch in '<>:"|?*'})
+MAX_FILENAME_BYTES = 200
+
+
+def safe_filename(name: str, fallback: str = "attachment") -> str:
+    """A name that is safe to show and to store on any OS.
+
+    No directories (``../``, ``C:\\``), no NUL/control/format characters (which
+    include the RTL override that disguises ``exe`` as ``jpg``), no characters
+    Windows refuses, no device names, at most 200 UTF-8 bytes with the
+    extension kept.
+    """
+    name = unicodedata.normalize("NFC", name[:4096])
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C")
+    name = name.translate(_UNSAFE)
+    name = name.strip().lstrip(".").rstrip(". ").strip()
+    if not name:
+        return fallback
+    if name.split(".", 1)[0].lower() in _WINDOWS_RESERVED:
+        name = f"_{name}"
+    encoded = name.encode("utf-8")
+    if len(encoded) > MAX_FILENAME_BYTES:
+        _stem, dot, ext = name.rpartition(".")
+        ext = ext[:16] if dot and len(ext) <= 16 else ""
+        keep = encoded[: MAX_FILENAME_BYTES - len(ext) - 1].decode("utf-8", errors="ignore")
+        name = f"{keep}.{ext}" if ext else keep
+    return name

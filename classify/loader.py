@@ -193,12 +193,11 @@ class _Builder:
         description = p.expect_text(node.get("description"), "the description")
         when_node = node.get("when")
         compiled = parser.parse(when_node) if when_node is not None else None
-        if when_node is not None and compiled is None:
-            return None
         if adjust and when_node is None:
             p.add(node, f"adjustment '{name}' has no 'when'; adjustments must say when they apply")
+        # The action is checked even when 'when' failed, so one run shows every problem.
         action = self._action(node.get("then"), node, adjust, name)
-        if action is None:
+        if action is None or (when_node is not None and compiled is None):
             return None
         when = compiled.condition if compiled else Always()
         return Rule(name or f"line-{node.line}", description, when, action, node.line)

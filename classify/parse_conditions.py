@@ -164,7 +164,8 @@ class ConditionParser:
             if part is not None:
                 parts.append(part)
         if count == 0:
-            self.problems.add(ops, f"the '{name}' condition has nothing to test")
+            if all(k.value in _OPS[kind] for k, _ in ops.items()):
+                self.problems.add(ops, f"the '{name}' condition has nothing to test")
             return None
         if len(parts) != count:
             return None

@@ -54,6 +54,8 @@ def decide(
     if action.organisation:
         reasons.append(f"rule '{rule.name}' sets organisation {action.organisation}")
     for adjustment in rules.adjustments:
+        # Adjustments see the organisation as decided so far (a rule may have set it).
+        f.organisation = state.organisation
         found = adjustment.when.test(f)
         if found is None:
             continue

@@ -71,9 +71,7 @@ def test_unknown_operator() -> None:
         "rules:\n  - name: a\n    when: {subject: {contains: [x]}}\n"
         "    then: {subcategory: it.advice}\n" + FALLBACK
     )
-    assert found[0].startswith(
-        "rules.yaml:3:22: unknown key 'contains' in the 'subject' condition"
-    )
+    assert found[0].startswith("rules.yaml:3:22: unknown key 'contains' in the 'subject' condition")
 
 
 def test_unknown_rule_key() -> None:

@@ -102,8 +102,13 @@ class ImapSession:
                 conn_lost_cb=self._on_lost,
                 ssl_context=self._context() if security == "tls" else None,
             )
-            await asyncio.wait_for(self._client.wait_hello_from_server(), self.timeout)
-        except (OSError, TimeoutError, aioimaplib.AioImapException) as exc:
+            # Raced against connection loss: a peer that accepts and closes at
+            # once must not cost a whole timeout.
+            await self._race(self._client.wait_hello_from_server(), "greeting")
+        except ImapConnectionError:
+            self.abort()
+            raise
+        except (OSError, aioimaplib.AioImapException) as exc:
             self.abort()
             raise ImapConnectionError(f"connect failed: {_describe(exc)}") from exc
         if security == "starttls":

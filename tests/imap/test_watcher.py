@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from ingest.imap import MailboxWatcher
-from ingest.imap_session import ImapConnectionError
+from ingest.imap_session import ImapConnectionError, ImapSession
 from ingest.outcome import Action, SourceRef
 from tests.imap.conftest import MemoryCheckpoints, Recorder, capturing_logger, events
 from tests.servers.dovecot import DovecotServer
@@ -18,11 +20,14 @@ pytestmark = pytest.mark.imap
 
 
 def _watcher(
-    mailbox: TestMailbox, handler: Recorder, checkpoints: MemoryCheckpoints, **kwargs: object
+    mailbox: TestMailbox,
+    handler: Recorder,
+    checkpoints: MemoryCheckpoints,
+    settings: dict[str, Any] | None = None,
+    **kwargs: Any,
 ) -> MailboxWatcher:
-    settings = mailbox.settings(**kwargs.pop("settings", {}))  # type: ignore[arg-type]
     log, _ = capturing_logger()
-    return MailboxWatcher(settings, handler, checkpoints, log, **kwargs)  # type: ignore[arg-type]
+    return MailboxWatcher(mailbox.settings(**(settings or {})), handler, checkpoints, log, **kwargs)
 
 
 async def test_moves_to_processed_only_after_handler_returned(
@@ -32,11 +37,12 @@ async def test_moves_to_processed_only_after_handler_returned(
     imap_mailbox.append_many(raws)
     still_in_inbox: list[int] = []
 
-    async def check_inbox(_raw: bytes, _ref: SourceRef) -> None:
+    async def check_inbox(_raw: bytes, _ref: SourceRef) -> Action | None:
         # While the handler runs, the mail must still sit in INBOX, untouched.
         still_in_inbox.append(await imap_mailbox.acount("INBOX"))
+        return None
 
-    handler = Recorder(check_inbox)  # type: ignore[arg-type]
+    handler = Recorder(check_inbox)
     watcher = _watcher(imap_mailbox, handler, checkpoints)
 
     assert await watcher.drain_once() == 3
@@ -190,18 +196,18 @@ async def test_backlog_is_fetched_in_bounded_batches(
     fetched: list[int] = []
     original = watcher._session
 
-    def spying_session():  # type: ignore[no-untyped-def]
+    def spying_session() -> ImapSession:
         session = original()
         fetch = session.fetch_bodies
 
-        async def fetch_bodies(uids):  # type: ignore[no-untyped-def]
+        async def fetch_bodies(uids: Sequence[int]) -> list[tuple[int, bytes]]:
             fetched.append(len(uids))
             return await fetch(uids)
 
-        session.fetch_bodies = fetch_bodies  # type: ignore[method-assign]
+        setattr(session, "fetch_bodies", fetch_bodies)  # noqa: B010 - a spy, on purpose
         return session
 
-    watcher._session = spying_session  # type: ignore[method-assign]
+    setattr(watcher, "_session", spying_session)  # noqa: B010
     assert await watcher.drain_once() == 230
     assert imap_mailbox.count("Processed") == 230
     assert max(fetched) <= 9  # ~2.2 kB each, 20 kB budget
@@ -238,11 +244,12 @@ async def test_stop_during_drain_finishes_mail_in_hand(
     imap_mailbox.append_many([make_mail(f"m{i}") for i in range(5)])
     stop = asyncio.Event()
 
-    async def slow(_raw: bytes, _ref: SourceRef) -> None:
+    async def slow(_raw: bytes, _ref: SourceRef) -> Action | None:
         stop.set()  # shutdown requested while this mail is in hand
         await asyncio.sleep(0.2)
+        return None
 
-    handler = Recorder(slow)  # type: ignore[arg-type]
+    handler = Recorder(slow)
     watcher = _watcher(imap_mailbox, handler, checkpoints)
     assert await watcher.drain_once(stop) == 1
     assert imap_mailbox.count("Processed") == 1  # the one in hand was finished and acked

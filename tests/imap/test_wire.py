@@ -57,7 +57,7 @@ def test_parse_select_and_search() -> None:
 
 
 def test_parse_fetch_bodies_uid_before_or_after_literal() -> None:
-    lines = [
+    lines: list[bytes | bytearray] = [
         b"1 FETCH (UID 5 BODY[] {3}",
         bytearray(b"abc"),
         b")",

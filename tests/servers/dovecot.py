@@ -13,6 +13,7 @@ fixture can skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import secrets
@@ -102,6 +103,23 @@ def _make_certificate(folder: Path) -> tuple[Path, Path]:
     return cert, key
 
 
+def _group_gone(pgid: int, timeout: float) -> bool:
+    """Wait until no process is left in the group (children may outlive the master)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        # Reap the master if it is our zombie, or the group never empties.
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pgid, os.WNOHANG)
+        time.sleep(0.02)
+    return False
+
+
 class DovecotServer:
     """One private Dovecot instance; ports stay the same across restart()."""
 
@@ -168,6 +186,13 @@ class DovecotServer:
             "  driver = static",
             f"  args = uid={uid} gid={gid} home={self.mail_root}/%u",
             "}",
+            # No auth penalty either (anvil's growing delay per failing IP):
+            # without its socket Dovecot skips it.
+            "service anvil {",
+            "  unix_listener anvil-auth-penalty {",
+            "    mode = 0",
+            "  }",
+            "}",
             "service imap-login {",
             "  inet_listener imap {",
             f"    address = {LOOPBACK}",
@@ -196,6 +221,7 @@ class DovecotServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: stop() ends every child
             )
         try:
             wait_listening(self.port, timeout=15)
@@ -204,17 +230,25 @@ class DovecotServer:
             raise RuntimeError(f"dovecot did not start:\n{self.log_tail()}") from exc
 
     def stop(self) -> None:
-        """SIGTERM the master: Dovecot then ends every IMAP session, like a real restart."""
+        """SIGTERM the whole process group, then SIGKILL what is left.
+
+        Dovecot's master alone does not end running IMAP sessions (they
+        linger, holding the listening socket too); killing the group drops
+        every connection at once, like a server crash or restart does.
+        """
         process, self._process = self._process, None
         if process is None:
             return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+        # IMAP sessions answer SIGTERM with "* BYE" at once; Dovecot's log
+        # and stats processes dawdle for seconds, so they get SIGKILL soon.
+        for sig, grace in ((signal.SIGTERM, 0.5), (signal.SIGKILL, 5.0)):
             try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                break
+            if _group_gone(process.pid, timeout=grace):
+                break
+        process.wait(timeout=5)
         wait_closed(self.port, timeout=10)
 
     def restart(self, down_seconds: float = 0.0) -> None:

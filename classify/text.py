@@ -161,7 +161,7 @@ class Keyword:
         words = tokens(raw.strip("*"))
         if raw.startswith("*") or raw.endswith("*"):
             return cls(raw, (tuple(words),), stem, fold_accents, _wildcard(raw, fold_accents))
-        compiled = tuple((forms(w) if stem else (w,)) for w in words)
+        compiled = tuple((_keyword_forms(w) if stem else (w,)) for w in words)
         if fold_accents:
             compiled = tuple(tuple(dict.fromkeys(fold(f) for f in ws)) for ws in compiled)
         return cls(raw, compiled, stem, fold_accents)
@@ -211,6 +211,11 @@ class Keyword:
         if len(haystack) == len(index.joined):
             return index.joined[match.start() : match.end()]
         return match.group(0)
+
+
+def _keyword_forms(word: str) -> tuple[str, ...]:
+    """Forms of a keyword, minus over-stemmed stubs: "uusitaan" -> "uus" would match "uusille"."""
+    return tuple(f for f in forms(word) if f == word or len(f) >= _EXACT_UP_TO)
 
 
 def _wildcard(raw: str, fold_accents: bool) -> re.Pattern[str]:

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from classify.decide import decide
 from classify.decision import Decision
+from classify.reload import RulesHolder
 from ingest.mail import InboundMail
 from ingest.parse import ParseLimits
 from ingest.pipeline import Classifier, Desk, Pipeline, inline_parser
@@ -32,6 +34,7 @@ class Runtime:
     secret_key: bytes
     numbering: Numbering
     pipeline: Pipeline
+    rules: RulesHolder
 
 
 def parse_limits(settings: Settings) -> ParseLimits:
@@ -45,18 +48,13 @@ def parse_limits(settings: Settings) -> ParseLimits:
     )
 
 
-def build_classifier(settings: Settings) -> Classifier:
-    """The rules-file classifier; see classify/ for the engine."""
-    from classify.organisation import organisation_for
-
+def build_classifier(settings: Settings, holder: RulesHolder) -> Classifier:
+    """Route with whatever rules are live at the moment a mail is classified."""
     domains = settings.domain_map()
     language = settings.notify.default_language
 
     def classify(mail: InboundMail) -> Decision:
-        org = organisation_for(mail.sender.domain if mail.sender else "", domains)
-        return Decision(
-            "it", "it.advice", org, "normal", language, "fallback", ("no rules loaded",)
-        )
+        return decide(mail, holder.rules, domains, language)
 
     return classify
 
@@ -81,9 +79,8 @@ def build_desk(settings: Settings, secret_key: bytes) -> Desk:
 
 
 @asynccontextmanager
-async def open_runtime(
-    settings: Settings, *, classifier: Classifier | None = None
-) -> AsyncIterator[Runtime]:
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    holder = RulesHolder(settings.rules.path)
     engine = create_engine(
         settings.database.url, echo=settings.database.echo, pool_size=settings.database.pool_size
     )
@@ -98,9 +95,9 @@ async def open_runtime(
         pipeline = Pipeline(
             sessions,
             desk,
-            classifier or build_classifier(settings),
+            build_classifier(settings, holder),
             inline_parser(parse_limits(settings)),
         )
-        yield Runtime(settings, engine, sessions, key, desk.numbering, pipeline)
+        yield Runtime(settings, engine, sessions, key, desk.numbering, pipeline, holder)
     finally:
         await engine.dispose()

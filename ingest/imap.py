@@ -281,7 +281,9 @@ class MailboxWatcher:
                 if stop.is_set():
                     return handled
                 mails = await session.fetch_bodies(batch)
-                mails.reverse()  # pop() from the end: each raw message is freed once handled
+                # Highest UID first so pop() hands them out in UID order and
+                # each raw message is freed as soon as it has been handled.
+                mails.sort(key=lambda mail: mail[0], reverse=True)
                 acks = _Acks()
                 while mails and not stop.is_set():
                     uid, raw = mails.pop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import tracemalloc
 from collections.abc import Sequence
 from typing import Any
 
@@ -254,3 +255,21 @@ async def test_stop_during_drain_finishes_mail_in_hand(
     assert await watcher.drain_once(stop) == 1
     assert imap_mailbox.count("Processed") == 1  # the one in hand was finished and acked
     assert imap_mailbox.count("INBOX") == 4
+
+
+async def test_memory_stays_bounded_by_the_batch_budget(
+    imap_mailbox: TestMailbox, checkpoints: MemoryCheckpoints
+) -> None:
+    """A 24 MB backlog drained with a 1 MB batch budget never holds much more than that."""
+    big = [make_mail(f"big {i}", body=("lorem ipsum " * 8000)) for i in range(250)]  # ~96 kB
+    imap_mailbox.append_many(big)
+    del big
+    watcher = _watcher(imap_mailbox, Recorder(), checkpoints, max_batch_bytes=1_000_000)
+    tracemalloc.start()
+    try:
+        assert await watcher.drain_once() == 250
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    print(f"tracemalloc peak while draining 24 MB: {peak / 1e6:.1f} MB")
+    assert peak < 6_000_000

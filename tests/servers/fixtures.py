@@ -12,6 +12,7 @@ are skipped, except under CI=true where that is a failure.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -36,6 +37,9 @@ def acquire_dovecot() -> DovecotServer:
     with _lock:
         if _shared is None:
             server = DovecotServer()
+            # Safety net: even if pytest dies before fixture teardown, no
+            # Dovecot process group outlives the test process.
+            atexit.register(server.close)
             server.start()
             _shared = server
         _users += 1

@@ -7,7 +7,7 @@ each ticket so an agent can tell which rules routed it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from classify.conditions import Condition
 
@@ -86,7 +86,6 @@ class RuleSet:
     default_language: str = ""
     fold_accents: bool = True
     examples_dir: str = ""
-    notes: tuple[str, ...] = field(default=())
 
     def rule_named(self, name: str) -> Rule | None:
         for rule in (*self.rules, self.fallback, *self.adjustments):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -283,18 +283,3 @@ def add_parsers(subparsers: Any) -> None:
     classify.add_argument("--rules", help=f"rules file (default: rules.path, {DEFAULT_RULES})")
     classify.add_argument("mail", nargs="+", help=".eml files")
     classify.set_defaults(handler=classify_command)
-
-
-def labelled_accuracy(rules: RuleSet, directory: str | Path = DEFAULT_LABELLED) -> Accuracy:
-    """Accuracy of ``rules`` on a labelled folder, for tests and the README figure."""
-    examples, _ = folder_examples(directory)
-    return Accuracy.of(run(rules, examples))
-
-
-def iter_decisions(rules: RuleSet, paths: Iterable[str]) -> Iterable[tuple[str, Decision]]:
-    """Decisions for mail files, skipping unreadable ones (used by scripts and tests)."""
-    for name in paths:
-        try:
-            yield name, decide(read_mail(name), rules)
-        except MailFileError:
-            continue

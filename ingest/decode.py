@@ -11,6 +11,7 @@ turn the whole body into cp1252 mojibake).
 from __future__ import annotations
 
 import codecs
+import re
 from email.header import Header, decode_header
 
 # Labels that are routinely used for a superset encoding.
@@ -87,12 +88,8 @@ def decode_bytes(data: bytes, charset: str | None = None) -> str:
             return data.decode(codec)
         except (UnicodeDecodeError, LookupError):
             continue
-    primary = declared or "utf-8"
-    try:
-        if _errors(data, primary) <= max(1, int(len(data) * _DAMAGE_RATIO)):
-            return data.decode(primary, errors="replace")
-    except LookupError:
-        pass
+    if declared and _errors(data, declared) <= len(data) * _DAMAGE_RATIO:
+        return data.decode(declared, errors="replace")
     try:
         return data.decode("cp1252")
     except UnicodeDecodeError:
@@ -121,8 +118,19 @@ def header_text(value: str | Header | None) -> str:
     try:
         chunks = decode_header(value)
     except Exception:  # invalid encoded-words raise several unrelated types
-        return _single_line(value)
+        return _single_line(_ENCODED_WORD.sub(_one_word, value))
     return _single_line("".join(_chunk_text(chunk, cs) for chunk, cs in chunks))
+
+
+_ENCODED_WORD = re.compile(r"=\?[^?\s]{1,64}\?[qQbB]\?[^?]*\?=")
+
+
+def _one_word(match: re.Match[str]) -> str:
+    """Decode one encoded-word on its own; an invalid one stays as written."""
+    try:
+        return "".join(_chunk_text(c, cs) for c, cs in decode_header(match.group(0)))
+    except Exception:
+        return match.group(0)
 
 
 def _chunk_text(chunk: str | bytes, charset: str | None) -> str:

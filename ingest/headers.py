@@ -32,7 +32,7 @@ FUTURE_SLACK = timedelta(days=2)
 def header_map(message: Message, max_headers: int) -> dict[str, str]:
     """First value of each header, lower-cased names; garbage names are skipped."""
     found: dict[str, str] = {}
-    for index, (name, value) in enumerate(message.items()):
+    for index, (name, value) in enumerate(message.raw_items()):
         if index >= max_headers:
             break
         key = str(name).strip().lower()
@@ -96,7 +96,7 @@ def _parse_addresses(value: str) -> list[Address]:
 def addresses(message: Message, header: str, cap: int) -> tuple[Address, ...]:
     """Unique addresses of every instance of ``header``; at most ``cap`` + 1 kept."""
     found: list[Address] = []
-    for value in message.get_all(header) or []:
+    for value in raw_values(message, header):
         text = header_text(value)
         parsed = _parse_addresses(text)
         if not parsed:
@@ -121,6 +121,17 @@ def sender(message: Message, raw_headers: bytes) -> Address | None:
         if emails:
             return Address(email=emails[0].lower().strip("."))
     return None
+
+
+def raw_values(message: Message, name: str) -> list[str]:
+    """Every raw value of a header, undecoded octets kept as surrogate escapes.
+
+    ``Message.get_all`` turns a value with 8-bit bytes into a ``Header`` whose
+    text has lost both the bytes and any encoded-words; the raw string keeps
+    both for ``header_text`` to decode.
+    """
+    name = name.lower()
+    return [str(v) for k, v in message.raw_items() if k.lower() == name]
 
 
 def raw_header(block: bytes, name: str) -> str:

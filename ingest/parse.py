@@ -14,6 +14,7 @@ traps handled here and in ingest.decode / ingest.headers.
 from __future__ import annotations
 
 import email
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from email.message import Message
@@ -21,7 +22,7 @@ from email.message import Message
 from ingest import headers as hdr
 from ingest import mime_limits, tnef
 from ingest.decode import decode_bytes, header_text
-from ingest.htmltext import html_to_text
+from ingest.htmltext import MAX_HTML_DEPTH, flatten_html, html_to_text
 from ingest.mail import Attachment, InboundMail
 
 
@@ -134,6 +135,9 @@ def _texts(body: _Body, limits: ParseLimits) -> tuple[str, str]:
         html = html[: limits.max_html_chars]
     if not text.strip() and html:
         text = html_to_text(html)
+    html, flattened = flatten_html(html)
+    if flattened:
+        body.notes.append(f"HTML nested deeper than {MAX_HTML_DEPTH} levels; flattened")
     if len(text) > limits.max_text_chars:
         body.notes.append(f"body text cut to {limits.max_text_chars} characters")
         text = text[: limits.max_text_chars]
@@ -151,7 +155,7 @@ def _walk(message: Message, body: _Body, limits: ParseLimits) -> None:
         if ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename:
             payload = part.get_payload(decode=True)
             if isinstance(payload, bytes):
-                text = decode_bytes(payload, part.get_content_charset())
+                text = decode_bytes(payload, part.get_content_charset()).replace("\r\n", "\n")
                 (body.plain if ctype == "text/plain" else body.html).append(text)
             continue
         if ctype.startswith("message/") and not filename:
@@ -159,14 +163,25 @@ def _walk(message: Message, body: _Body, limits: ParseLimits) -> None:
         _attachment(part, ctype, disposition, filename, body, limits)
 
 
+_RAW_NAME = re.compile(r"""\b(?:file)?name\s*=\s*(?:"([^"]*)"|([^;\s]+))""", re.IGNORECASE)
+
+
 def _filename(part: Message) -> str:
     try:
         name = part.get_filename() or part.get_param("name") or ""
     except Exception:
-        return "unnamed"
+        name = ""
     if isinstance(name, tuple):  # RFC 2231 triple left undecoded by get_param
         name = decode_bytes(name[2].encode("latin-1", "replace"), name[0])
-    return header_text(str(name))
+    name = str(name)
+    if "\ufffd" in name or (not name and "name" in str(part.get("content-disposition", ""))):
+        # Raw 8-bit bytes in the parameter: the stdlib replaced them; reread.
+        for header in ("content-disposition", "content-type"):
+            for value in hdr.raw_values(part, header):
+                found = _RAW_NAME.search(value)
+                if found:
+                    return header_text(found.group(1) or found.group(2) or "")
+    return header_text(name)
 
 
 def _estimated_size(part: Message) -> int:

@@ -112,3 +112,14 @@ def test_language_detection() -> None:
     # A Swedish reply quoting a Finnish message is Swedish.
     quoted = "Tack, det fungerar nu.\n> Hei, olemme vaihtaneet salasanasi ja se on nyt voimassa."
     assert detect_language(["Re: ärende", quoted]) == "sv"
+
+
+def test_mail_without_sender_or_text_goes_to_fallback() -> None:
+    from ingest.mail import InboundMail
+
+    empty = InboundMail(
+        message_id="", subject="", sender=None, to=(), cc=(), reply_to=(), in_reply_to="",
+        references=(), date="", text="", html="", headers={},
+    )  # fmt: skip
+    d = decide(empty, rules(RULES))
+    assert (d.rule, d.organisation, d.language) == ("catch", "unknown", "fi")

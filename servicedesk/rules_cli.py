@@ -12,7 +12,7 @@ import inspect
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -192,19 +192,14 @@ def classify_command(args: argparse.Namespace) -> int:
 
 async def replay_command(args: argparse.Namespace) -> int:
     """``rules replay FILE [--since DATE]``: what the candidate would change; writes nothing."""
-    import importlib
-
     from servicedesk.settings import load_settings
+    from store.replay import load_past_tickets
 
     rules = _load(args.file)
     if rules is None:
         return 1
     settings = load_settings(getattr(args, "config", None))
-    load_past_tickets = _past_ticket_loader(importlib.import_module("store"))
-    if load_past_tickets is None:
-        print("this build's store has no load_past_tickets(settings, since); cannot replay")
-        return 1
-    since = datetime.fromisoformat(args.since) if args.since else None
+    since = _utc(args.since) if args.since else None
     source: Any = load_past_tickets(settings, since)
     if inspect.isawaitable(source):
         source = await source
@@ -219,17 +214,10 @@ async def replay_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _past_ticket_loader(store: Any) -> Any:
-    """``store.load_past_tickets`` (or in a ``store.replay`` module), resolved at run time."""
-    found = getattr(store, "load_past_tickets", None)
-    if found is None:
-        try:
-            import importlib
-
-            found = getattr(importlib.import_module("store.replay"), "load_past_tickets", None)
-        except ImportError:
-            return None
-    return found
+def _utc(text: str) -> datetime:
+    """A --since date; without an offset it means UTC, as the store keeps times."""
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _date(text: str) -> str:

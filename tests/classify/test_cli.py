@@ -128,7 +128,7 @@ def test_accuracy_command(capsys: pytest.CaptureFixture[str]) -> None:
 def test_replay_uses_store_loader(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import store
+    import store.replay
     from classify.examples import read_mail
     from classify.replay import PastTicket
 
@@ -142,7 +142,7 @@ def test_replay_uses_store_loader(
             PastTicket("SD-000002", mail, "it", "it.advice"),
         ]
 
-    monkeypatch.setattr(store, "load_past_tickets", fake_loader, raising=False)
+    monkeypatch.setattr(store.replay, "load_past_tickets", fake_loader)
     code, out = run(capsys, "rules", "replay", str(DEFAULT_RULES), "--since", "2025-01-01")
     assert code == 0
     assert seen["since"].year == 2025

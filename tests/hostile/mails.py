@@ -59,10 +59,7 @@ def deep_mime(depth: int = 2_000, mid: str = "deep") -> bytes:
     )
     closing = "".join(f"--b{i}--\r\n" for i in range(depth - 1, -1, -1))
     extra = 'Content-Type: multipart/mixed; boundary="b0"\r\n\r\n'
-    return (
-        head("Syvä", mid, extra)
-        + (opening + "--b%d\r\n\r\nhi\r\n" % (depth - 1) + closing).encode()
-    )
+    return head("Syvä", mid, extra) + (opening + f"--b{depth - 1}\r\n\r\nhi\r\n" + closing).encode()
 
 
 def header_bomb(n: int = 100_000, mid: str = "hbomb") -> bytes:

@@ -18,12 +18,13 @@ from pathlib import Path
 
 from classify.loader import load_rules_bytes
 from classify.model import Problem, RuleSet
+from servicedesk.exceptions import ServiceDeskError
 
 log = logging.getLogger("classify.rules")
 
 
-class RulesError(Exception):
-    """The rules file cannot be used; ``problems`` say where and why."""
+class RulesError(ServiceDeskError):
+    """The rules file cannot be used; ``problems`` say where and why (file:line:col each)."""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems

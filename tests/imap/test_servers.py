@@ -81,3 +81,10 @@ def test_mailbox_helper_round_trip(imap_mailbox: TestMailbox) -> None:
     assert imap_mailbox.messages("Käsitelty") == [raw]
     assert imap_mailbox.count("INBOX") == 0
     assert imap_mailbox.uidvalidity("Käsitelty") > 0
+
+
+def test_deliver_to_maildir_is_seen_by_imap(imap_mailbox: TestMailbox) -> None:
+    raws = [make_mail(f"fast {i}") for i in range(20)]
+    assert imap_mailbox.deliver_to_maildir(raws) == 20
+    assert imap_mailbox.uids() == list(range(1, 21))
+    assert sorted(imap_mailbox.messages()) == sorted(raws)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import os
 import re
 import secrets
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -107,6 +109,26 @@ class TestMailbox:
                 found = _APPENDUID.search(data[0] if isinstance(data[0], bytes) else b"")
                 uids.append(int(found.group(2)) if found else 0)
             return uids
+
+    def deliver_to_maildir(self, raws: Iterable[bytes]) -> int:
+        """Drop messages straight into INBOX's Maildir ``new/``, as a local MDA would.
+
+        Orders of magnitude faster than APPEND for the 10,000-mail backlogs of
+        benchmarks; Dovecot assigns UIDs when it next looks at the folder.
+        """
+        self.count()  # the first SELECT makes Dovecot create the Maildir
+        base = self.server.mail_root / self.user
+        owner = base.stat()
+        written = 0
+        for raw in raws:
+            name = f"{time.time_ns()}.P{os.getpid()}Q{written}.sd-test"
+            tmp = base / "tmp" / name
+            tmp.write_bytes(raw)
+            if os.geteuid() == 0:
+                os.chown(tmp, owner.st_uid, owner.st_gid)
+            os.rename(tmp, base / "new" / name)
+            written += 1
+        return written
 
     def create(self, folder: str) -> None:
         with self.client() as conn:

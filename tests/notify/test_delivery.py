@@ -31,7 +31,9 @@ async def rows(desk: Desk) -> list[Outbox]:
 async def ingest_many(desk: Desk, n: int) -> None:
     for i in range(n):
         await desk.ingest(
-            make_mail(sender=f"user{i}@eksote.fi", message_id=f"m{i}@eksote.fi", subject=f"Asia {i}")
+            make_mail(
+                sender=f"user{i}@eksote.fi", message_id=f"m{i}@eksote.fi", subject=f"Asia {i}"
+            )
         )
 
 
@@ -54,7 +56,9 @@ async def test_smtp_down_then_up_delivers_every_mail_exactly_once(desk: Desk) ->
     assert await desk.worker.drain_once() == 0
     ids = message_ids(desk)
     assert len(ids) == 5 and len(set(ids)) == 5
-    assert sorted(m.rcpt_tos[0] for m in desk.sink.messages) == [f"user{i}@eksote.fi" for i in range(5)]
+    assert sorted(m.rcpt_tos[0] for m in desk.sink.messages) == [
+        f"user{i}@eksote.fi" for i in range(5)
+    ]
     done = await rows(desk)
     assert {(r.state, r.attempts) for r in done} == {("sent", 2)}
     assert [f"<{r.message_id}>" for r in done] == ids
@@ -198,7 +202,9 @@ async def test_without_smtp_host_mail_goes_to_the_sent_folder(
     settings = make_settings(db_url)  # type: ignore[operator]
     async with open_runtime(settings) as runtime:
         runtime.pipeline.classifier = route
-        await runtime.pipeline.process(make_mail(), __import__("ingest.outcome").outcome.SourceRef("file", "x"))
+        await runtime.pipeline.process(
+            make_mail(), __import__("ingest.outcome").outcome.SourceRef("file", "x")
+        )
         worker = OutboxWorker(runtime.sessions, settings, runtime.secret_key)
         assert isinstance(worker.transport, FolderTransport)
         assert await worker.drain_once() == 1

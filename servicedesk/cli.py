@@ -73,6 +73,21 @@ async def _demo(args: argparse.Namespace) -> int:
     return await run_demo(settings)
 
 
+async def _run(args: argparse.Namespace) -> int:
+    from servicedesk.daemon import PARTS, Daemon
+    from servicedesk.runtime import open_runtime
+
+    settings = _settings(args)
+    parts = tuple(args.only) if args.only else PARTS
+    async with open_runtime(settings) as runtime:
+        daemon = Daemon(runtime, parts)
+        if args.once:
+            handled = await daemon.drain_once()
+            print(json.dumps({"handled": handled}))
+            return 0
+        return await daemon.run()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="servicedesk", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
@@ -91,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.set_defaults(handler=_ingest)
 
+    run = sub.add_parser("run", parents=[common], help="the daemon: IMAP intake, outbox, web, jobs")
+    run.add_argument("--once", action="store_true", help="drain mailboxes and outbox, then exit 0")
+    run.add_argument(
+        "--only", action="append", choices=("ingest", "notify", "web"),
+        help="run only this part (repeatable), to scale parts apart",
+    )  # fmt: skip
+    run.set_defaults(handler=_run)
+
     demo = sub.add_parser(
         "demo", parents=[common], help="ingest the bundled sample mails and show the tickets"
     )
@@ -101,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade = db_sub.add_parser("upgrade", parents=[common], help="apply Alembic migrations")
     upgrade.add_argument("revision", nargs="?", default="head")
     upgrade.set_defaults(handler=_db_upgrade)
+
+    from servicedesk import rules_cli
+
+    rules_cli.add_parsers(sub)
     return parser
 
 

@@ -1,0 +1,182 @@
+"""``servicedesk run``: intake, outbox, web and periodic jobs in one process.
+
+Each part is a task that watches one shared ``stop`` event; SIGTERM/SIGINT
+set it, every part finishes what it has in hand, and the process exits 0.
+``--only`` runs one part so intake, sending and web can be scaled apart;
+``--once`` drains mailboxes and outbox and exits (cron, tests, the demo).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from ingest.imap import MailboxWatcher
+from servicedesk.runtime import Runtime
+from servicedesk.settings import ImapSettings
+from store.checkpoints import Checkpoints
+from store.leases import leadership
+
+log = structlog.get_logger("servicedesk.daemon")
+
+PARTS = ("ingest", "notify", "web")
+
+
+@dataclass
+class DaemonState:
+    """What health and metrics read about this process."""
+
+    watchers: dict[str, MailboxWatcher] = field(default_factory=dict)
+    leading: set[str] = field(default_factory=set)
+
+
+class Daemon:
+    def __init__(self, runtime: Runtime, parts: tuple[str, ...] = PARTS) -> None:
+        self.runtime = runtime
+        self.parts = parts
+        self.stop = asyncio.Event()
+        self.state = DaemonState()
+
+    # -- one mailbox ----------------------------------------------------------
+
+    def _watcher(self, mailbox: ImapSettings) -> MailboxWatcher:
+        watcher = MailboxWatcher(
+            mailbox,
+            self.runtime.pipeline.process,
+            Checkpoints(self.runtime.sessions),
+            log.bind(mailbox=mailbox.name),
+        )
+        self.state.watchers[mailbox.name] = watcher
+        return watcher
+
+    async def _lead_mailbox(self, mailbox: ImapSettings) -> None:
+        """Ingest the mailbox while we lead it; wait as standby otherwise."""
+        settings = self.runtime.settings
+        while not self.stop.is_set():
+            async with leadership(
+                self.runtime.engine, mailbox.name, settings.data_dir, self.stop
+            ) as lease:
+                if lease is None:
+                    return
+                self.state.leading.add(mailbox.name)
+                log.info("mailbox.leading", mailbox=mailbox.name)
+                watcher_stop = asyncio.Event()
+                relay = asyncio.create_task(_first_of(self.stop, lease.lost, watcher_stop))
+                try:
+                    await self._watcher(mailbox).run(watcher_stop)
+                finally:
+                    relay.cancel()
+                    self.state.leading.discard(mailbox.name)
+                if lease.lost.is_set():
+                    log.warning("mailbox.lease_lost", mailbox=mailbox.name)
+
+    # -- the process ----------------------------------------------------------
+
+    async def drain_once(self) -> int:
+        """Everything waiting now, then return: mailboxes first, then the outbox."""
+        handled = 0
+        if "ingest" in self.parts:
+            for mailbox in self.runtime.settings.all_mailboxes():
+                async with leadership(
+                    self.runtime.engine, mailbox.name, self.runtime.settings.data_dir, self.stop
+                ) as lease:
+                    if lease is not None:
+                        handled += await self._watcher(mailbox).drain_once()
+        if "notify" in self.parts:
+            from servicedesk.runtime import build_outbox_worker
+
+            handled += await build_outbox_worker(self.runtime).drain_once()
+        return handled
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop, signum)
+        scheduler = self._scheduler()
+        scheduler.start()
+        tasks: list[asyncio.Task[None]] = []
+        if "ingest" in self.parts:
+            for mailbox in self.runtime.settings.all_mailboxes():
+                tasks.append(asyncio.create_task(self._lead_mailbox(mailbox)))
+        if "notify" in self.parts:
+            from servicedesk.runtime import build_outbox_worker
+
+            tasks.append(asyncio.create_task(build_outbox_worker(self.runtime).run(self.stop)))
+        if "web" in self.parts:
+            tasks.append(asyncio.create_task(self._serve_web()))
+        log.info("daemon.started", parts=list(self.parts), mailboxes=len(self.state.watchers))
+        try:
+            await self.stop.wait()
+            log.info("daemon.stopping")
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 15)
+        except TimeoutError:
+            log.error("daemon.stop_timeout")
+            for task in tasks:
+                task.cancel()
+        finally:
+            scheduler.shutdown(wait=False)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+        log.info("daemon.stopped")
+        return 0
+
+    def request_stop(self, signum: int | None = None) -> None:
+        log.info("daemon.signal", signal=signum)
+        self.stop.set()
+
+    def _jobs(self) -> list[Job]:
+        rules = self.runtime.rules
+
+        async def refresh_rules() -> None:
+            rules.refresh()
+
+        return [Job("rules.refresh", self.runtime.settings.rules.reload_seconds, refresh_rules)]
+
+    def _scheduler(self) -> AsyncIOScheduler:
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        for job in self._jobs():
+            scheduler.add_job(job.func, "interval", seconds=job.seconds, id=job.name,
+                              max_instances=1, coalesce=True)  # fmt: skip
+        return scheduler
+
+    async def _serve_web(self) -> None:
+        import uvicorn
+
+        from servicedesk.web import create_app
+
+        settings = self.runtime.settings.web
+        app = create_app(self.runtime, self.state)
+        config = uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+            lifespan="off",
+        )  # fmt: skip
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        serving = asyncio.create_task(server.serve())
+        await self.stop.wait()
+        server.should_exit = True
+        await serving
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    """Set the last event as soon as any of the others is set."""
+    *sources, target = events
+    waiters = [asyncio.create_task(e.wait()) for e in sources]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        target.set()
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    seconds: float
+    func: Callable[[], Awaitable[None]]

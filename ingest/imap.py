@@ -115,7 +115,9 @@ class MailboxWatcher:
         while not stop.is_set():
             session = self._session()
             try:
-                await self._open(session)
+                if not await _unless_stopped(self._open(session), stop):
+                    session.abort()
+                    break
                 await self._serve(session, stop)
             except asyncio.CancelledError:
                 session.abort()
@@ -363,6 +365,24 @@ class MailboxWatcher:
         if mark > self._last_uid:
             self._last_uid = mark
             await self.checkpoints.save(self.name, self._uidvalidity, mark)
+
+
+async def _unless_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Run ``work`` but abandon it when ``stop`` is set first (a connect to a dead
+    host must not hold up shutdown for a whole timeout). True when it finished."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        return False
+    task.result()  # re-raise the failure, if any
+    return True
 
 
 async def _sleep(seconds: float, stop: asyncio.Event) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from ingest.imap import MailboxWatcher, RetryPolicy
 from ingest.outcome import Action, SourceRef
+from servicedesk.settings import ImapSettings
 from tests.imap.conftest import (
     MemoryCheckpoints,
     Recorder,
@@ -198,3 +199,23 @@ async def test_crash_between_handler_and_ack_reoffers_then_acks(
 
 def _message_id(mailbox: TestMailbox) -> str:
     return str(email.message_from_bytes(mailbox.messages("INBOX")[0])["Message-ID"])
+
+
+async def test_stop_during_a_hanging_connect_is_quick(checkpoints: MemoryCheckpoints) -> None:
+    """A server that accepts TCP but never greets must not delay shutdown by the timeout."""
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        settings = ImapSettings(host="127.0.0.1", port=port, security="none", user="u",
+                                password="p", timeout_seconds=30)  # fmt: skip
+        log, _ = capturing_logger()
+        watcher = MailboxWatcher(settings, Recorder(), checkpoints, log)
+        stop = asyncio.Event()
+        task = asyncio.create_task(watcher.run(stop))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+        assert time.monotonic() - started < 1
+    finally:
+        server.close()

@@ -79,6 +79,9 @@ def decide(
     )
 
 
+_RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
+
+
 class _State:
     """The adjustable part of a decision while adjustments run in order."""
 
@@ -93,7 +96,9 @@ class _State:
 
     def apply(self, action: Action) -> list[str]:
         changes: list[str] = []
-        if action.priority and action.priority != self.priority:
+        # Adjustments only ever raise priority: a later, broader adjustment
+        # ("urgent words" -> high) must not undo an earlier "urgent".
+        if action.priority and _RANK.get(action.priority, 0) > _RANK.get(self.priority, 0):
             self.priority = action.priority
             changes.append(f"priority {action.priority}")
         if action.organisation and action.organisation != self.organisation:

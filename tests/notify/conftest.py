@@ -95,7 +95,9 @@ def text_of(message: EmailMessage, subtype: str = "plain") -> str:
 
 @pytest.fixture
 def desk_settings(
-    db_url: str, make_settings: Callable[..., Settings], smtp_sink: SmtpSink
+    db_url: str,
+    make_settings: Callable[..., Settings],
+    smtp_sink: SmtpSink,  # noqa: F811  (the fixture imported above)
 ) -> Callable[..., Settings]:
     def build(**sections: dict[str, Any]) -> Settings:
         smtp = {**smtp_sink.settings_overrides(), "backoff_seconds": 0.05, "max_attempts": 3,
@@ -107,7 +109,10 @@ def desk_settings(
 
 
 @pytest.fixture
-async def desk(desk_settings: Callable[..., Settings], smtp_sink: SmtpSink) -> AsyncIterator[Desk]:
+async def desk(
+    desk_settings: Callable[..., Settings],
+    smtp_sink: SmtpSink,  # noqa: F811
+) -> AsyncIterator[Desk]:
     async with open_runtime(desk_settings()) as runtime:
         runtime.pipeline.classifier = route  # routing is not under test here
         worker = OutboxWorker(runtime.sessions, runtime.settings, runtime.secret_key)

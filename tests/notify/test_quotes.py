@@ -82,7 +82,7 @@ wrote:
 
 OUTLOOK_EN_BOLD = """Please see the attached log.
 
--- 
+--\x20
 John Smith
 Senior Analyst
 

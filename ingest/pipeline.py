@@ -137,8 +137,9 @@ class Pipeline:
 
     async def parse(self, job: Job) -> Stop | None:
         try:
+            # The parser enforces the budget itself and says so; this is the backstop.
             result = await asyncio.wait_for(
-                self.parser(job.received.raw), self.desk.processing_seconds
+                self.parser(job.received.raw), self.desk.processing_seconds + 1
             )
         except TimeoutError:
             return Stop(

@@ -125,9 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.add_argument("revision", nargs="?", default="head")
     upgrade.set_defaults(handler=_db_upgrade)
 
-    from servicedesk import rules_cli
+    from servicedesk import quarantine_cli, rules_cli
 
     rules_cli.add_parsers(sub)
+    quarantine_cli.add_parsers(sub, common)
     return parser
 
 

@@ -17,7 +17,8 @@ from classify.decision import Decision
 from classify.reload import RulesHolder
 from ingest.mail import InboundMail
 from ingest.parse import ParseLimits
-from ingest.pipeline import Classifier, Desk, Pipeline, inline_parser
+from ingest.budget import make_budget_parser
+from ingest.pipeline import Classifier, Desk, Pipeline
 from servicedesk.settings import Settings
 from store import migrate
 from store.apply import DeskPolicy
@@ -45,6 +46,8 @@ def parse_limits(settings: Settings) -> ParseLimits:
         max_headers=limits.max_headers,
         max_header_bytes=limits.max_header_bytes,
         max_recipients=limits.max_recipients,
+        max_parts=limits.max_parts,
+        max_depth=limits.max_depth,
     )
 
 
@@ -84,6 +87,14 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     engine = create_engine(
         settings.database.url, echo=settings.database.echo, pool_size=settings.database.pool_size
     )
+    limits = settings.limits
+    parser = make_budget_parser(
+        parse_limits(settings),
+        seconds=limits.processing_seconds,
+        workers=limits.parse_workers,
+        max_worker_bytes=limits.parse_worker_max_bytes,
+        recycle_rss_bytes=limits.parse_worker_recycle_bytes,
+    )
     try:
         if settings.database.auto_migrate:
             await migrate.upgrade(engine)
@@ -96,8 +107,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             sessions,
             desk,
             build_classifier(settings, holder),
-            inline_parser(parse_limits(settings)),
+            parser,
         )
         yield Runtime(settings, engine, sessions, key, desk.numbering, pipeline, holder)
     finally:
+        await parser.aclose()
         await engine.dispose()

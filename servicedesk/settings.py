@@ -134,6 +134,11 @@ class LimitsSettings(_Section):
     max_header_bytes: int = Field(default=256 * 1024, ge=1024)
     max_recipients: int = Field(default=500, ge=1)
     processing_seconds: float = Field(default=20.0, gt=0)
+    # Parsing runs in worker processes (0 = one per core) so one hostile mail
+    # never blocks IDLE, SMTP or HTTP; each worker is capped and recycled.
+    parse_workers: int = Field(default=0, ge=0, le=64)
+    parse_worker_max_bytes: int = Field(default=2 * 1024**3, ge=64 * 1024**2)
+    parse_worker_recycle_bytes: int = Field(default=400 * 1024**2, ge=32 * 1024**2)
 
 
 class NotifySettings(_Section):

@@ -33,8 +33,13 @@ def _notify(ticket: Ticket) -> bool:
     return bool(ticket.requester_email) and not ticket.suppress_reply
 
 
+def _no_nul(text: str) -> str:
+    """PostgreSQL text columns reject NUL; it never carries meaning in a message."""
+    return text.replace("\x00", "")
+
+
 def _clean_text(text: str) -> str:
-    text = text.replace("\r\n", "\n").strip()
+    text = _no_nul(text).replace("\r\n", "\n").strip()
     if not text:
         raise ActionError("text is empty")
     if len(text) > MAX_TEXT:
@@ -114,7 +119,7 @@ async def change_assignee(
     session: AsyncSession, ticket: Ticket, assignee: str, *, actor: str
 ) -> Event | None:
     """Assign to a name (free text: agents may be groups); an empty string unassigns."""
-    assignee = assignee.strip()
+    assignee = _no_nul(assignee).strip()
     if len(assignee) > 128:
         raise ActionError("assignee is longer than 128 characters")
     if assignee == ticket.assignee:
@@ -213,7 +218,7 @@ async def requester_comment(session: AsyncSession, ticket: Ticket, text: str) ->
     message = Message(
         ticket_id=ticket.id, direction="in", visibility="public", subject=f"Re: {ticket.subject}",
         from_email=ticket.requester_email, from_name=ticket.requester_name,
-        text=_clean_text(text), full_text=text, author="", verified=True,
+        text=_clean_text(text), full_text=_no_nul(text), author="", verified=True,
     )  # fmt: skip
     session.add(message)
     await session.flush()
@@ -240,7 +245,7 @@ async def record_feedback(
     """One feedback row per ticket; giving it again replaces it (and both are in history)."""
     if ticket.status not in ("resolved", "closed"):
         raise ActionError("feedback is asked only once the ticket is resolved")
-    comment = comment.replace("\r\n", "\n").strip()[:4000]
+    comment = _no_nul(comment).replace("\r\n", "\n").strip()[:4000]
     row = await session.get(Feedback, ticket.id)
     old = ""
     if row is None:

@@ -9,7 +9,7 @@ show what a query never loaded.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -176,7 +176,8 @@ def parse_number(ref: str, numbering: Numbering) -> int | None:
     ref = ref.strip()
     if ref.upper().startswith(numbering.prefix.upper()):
         ref = ref[len(numbering.prefix) :]
-    return int(ref) if ref.isdigit() and len(ref) <= 18 else None
+    # ASCII digits only: str.isdigit() accepts "²", which int() refuses.
+    return int(ref) if re.fullmatch(r"[0-9]{1,18}", ref) else None
 
 
 async def ticket_by_number(session: AsyncSession, ref: str, numbering: Numbering) -> Ticket | None:
@@ -200,8 +201,25 @@ def _like(value: str) -> str:
     return f"%{escaped}%"
 
 
+def _without_nul(spec: TicketFilter) -> TicketFilter:
+    """PostgreSQL text cannot hold NUL; a NUL in a filter can match nothing anyway."""
+
+    def clean(values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v.replace("\x00", "") for v in values)
+
+    return replace(
+        spec,
+        status=clean(spec.status),
+        category=clean(spec.category),
+        organisation=clean(spec.organisation),
+        assignee=None if spec.assignee is None else spec.assignee.replace("\x00", ""),
+        text=spec.text.replace("\x00", ""),
+    )
+
+
 async def list_tickets(session: AsyncSession, spec: TicketFilter) -> tuple[list[Ticket], int]:
     """Tickets matching every given filter, newest first, and the total count."""
+    spec = _without_nul(spec)
     conditions: list[ColumnElement[bool]] = []
     if spec.status:
         conditions.append(Ticket.status.in_(spec.status))

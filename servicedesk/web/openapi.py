@@ -140,8 +140,8 @@ _SCHEMAS: dict[str, Any] = {
             "assignee": {"type": "string", "maxLength": 128},
         },
     },
-    "Text": _obj(
-        {"text": {"type": "string", "minLength": 1, "maxLength": 50000, "pattern": r"\S"}}
+    "Text": _obj(  # non-blank after NULs are dropped, as store.actions checks
+        {"text": {"type": "string", "minLength": 1, "maxLength": 50000, "pattern": r"[^\s\x00]"}}
     ),
     "Posted": _obj(
         {
@@ -203,7 +203,9 @@ _PATHS: dict[str, Any] = {
                 _query("assignee", "exact assignee; empty string for unassigned"),
                 _query("q", "text in subject, requester address or message text"),
                 _query("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 500}),
-                _query("offset", "rows to skip", {"type": "integer", "minimum": 0}),
+                _query(
+                    "offset", "rows to skip", {"type": "integer", "minimum": 0, "maximum": 10**9}
+                ),
             ],
             "responses": {
                 "200": _json("TicketList", "matching tickets"),

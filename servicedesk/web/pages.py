@@ -115,7 +115,7 @@ async def _read_form(request: Request, limit: int) -> dict[str, str] | None:
     a few short fields, and no file upload path means no upload to abuse.
     """
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if re.fullmatch(r"[0-9]{1,15}", declared) and int(declared) > limit:
         return None
     body = bytearray()
     async for chunk in request.stream():

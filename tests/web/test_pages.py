@@ -228,3 +228,15 @@ async def test_rate_limit_on_token_lookups(runtime) -> None:  # type: ignore[no-
         limited = await served.client.get(f"/t/{'B' * 32}")
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
         assert limited.headers["cache-control"] == "no-store"
+
+
+async def test_unicode_digits_and_odd_input_never_cause_a_server_error(served: Served) -> None:
+    created = await ingest(served.runtime, mail())
+    await _set_status(served, created.ticket_id, "resolved")
+    for nonce in ("²³.abc", "１２.abc", "\x00", "9" * 40 + ".x"):
+        response = await served.client.post(
+            created.path, data={"form": "feedback", "nonce": nonce, "helpful": "yes"}
+        )
+        assert response.status_code == 303
+    odd = await served.client.post(created.path, content=b"form=comment&text=%00%FF&nonce=%B2")
+    assert odd.status_code == 303

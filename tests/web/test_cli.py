@@ -17,7 +17,7 @@ from tests.web.support import ingest, mail
 
 
 @pytest.fixture
-def cli(runtime: Runtime, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def cli(runtime: Runtime, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Run a command line against the runtime's database; returns (exit code)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SERVICEDESK_DATABASE__URL", db_url)
@@ -34,7 +34,7 @@ def cli(runtime: Runtime, db_url: str, tmp_path: Path, monkeypatch: pytest.Monke
     return run
 
 
-async def test_list_show_set_reply_note(cli, runtime: Runtime, capsys) -> None:  # type: ignore[no-untyped-def]
+async def test_list_show_set_reply_note(cli, runtime: Runtime, capsys) -> None:
     await ingest(runtime, mail())
     await ingest(runtime, mail(subject="Verokortti", message_id="b@eksote.fi"))
     capsys.readouterr()
@@ -72,7 +72,7 @@ async def test_list_show_set_reply_note(cli, runtime: Runtime, capsys) -> None: 
 
 async def test_agent_add_prints_a_token_once_and_stores_only_its_hash(
     cli, runtime: Runtime, capsys
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     assert await cli("agent", "add", "anna") == 0
     token = capsys.readouterr().out.strip()
     assert token.startswith("sda_") and len(token) > 40
@@ -89,7 +89,7 @@ async def test_agent_add_prints_a_token_once_and_stores_only_its_hash(
     assert await cli("agent", "add", "bad name!") == 2
 
 
-async def test_link_prints_and_rotates(cli, runtime: Runtime, capsys) -> None:  # type: ignore[no-untyped-def]
+async def test_link_prints_and_rotates(cli, runtime: Runtime, capsys) -> None:
     created = await ingest(runtime, mail())
     capsys.readouterr()
     assert await cli("ticket", "link", "SD-000001") == 0

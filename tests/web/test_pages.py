@@ -220,7 +220,7 @@ async def test_attachment_download_is_token_scoped_and_forced_to_download(served
     assert stolen.status_code == 404  # another ticket's link cannot fetch it
 
 
-async def test_rate_limit_on_token_lookups(runtime) -> None:  # type: ignore[no-untyped-def]
+async def test_rate_limit_on_token_lookups(runtime) -> None:
     async for served in serve(runtime, lookups_per_minute=1, lookup_burst=5):
         codes = [(await served.client.get(f"/t/{'A' * 32}")).status_code for _ in range(8)]
         assert codes[:5] == [404] * 5

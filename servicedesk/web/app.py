@@ -18,7 +18,7 @@ from servicedesk.runtime import Runtime
 from servicedesk.web import api, health, pages
 from servicedesk.web.context import WebContext, template_environment
 from servicedesk.web.health import HealthState
-from servicedesk.web.security import FormNonces, RateLimiter, SecurityHeaders
+from servicedesk.web.security import SECURITY_HEADERS, FormNonces, RateLimiter, SecurityHeaders
 
 DEFAULT_LOOKUPS_PER_MINUTE = 30.0
 DEFAULT_LOOKUP_BURST = 20
@@ -27,11 +27,16 @@ DEFAULT_LOOKUP_BURST = 20
 async def _http_error(request: Request, exc: Exception) -> Response:
     """404s look the same whatever was asked; the API answers in JSON."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
+    response: Response
     if request.url.path.startswith("/api/"):
-        return JSONResponse({"error": "not found" if status == 404 else "error"}, status)
-    if status == 404:
-        return pages.not_found(request)
-    return PlainTextResponse("Error", status_code=status)
+        response = JSONResponse({"error": "not found" if status == 404 else "error"}, status)
+    elif status == 404:
+        response = pages.not_found(request)
+    else:
+        response = PlainTextResponse("Error", status_code=status)
+    # A 500 is answered outside the middleware stack; give it the same headers here.
+    response.headers.update({**SECURITY_HEADERS, "Cache-Control": "no-store"})
+    return response
 
 
 async def _root(request: Request) -> Response:

@@ -72,15 +72,18 @@ def _base_path(token: str) -> str:
 
 async def ticket_page(request: Request) -> Response:
     context = web_context(request)
-    found = await _lookup(request, context)
-    if not isinstance(found, Ticket):
-        return found
-    ticket = found
+    if not context.limiter.allow(client_address(request)):
+        return too_many(request, context)
     token = request.path_params["token"]
-    lang = texts.pick_language(request.query_params.get("lang"), ticket.language)
-    async with context.runtime.sessions() as session:
+    async with context.runtime.sessions() as session:  # one connection for the whole page
+        ticket = await views.ticket_by_view_token(
+            session, token, days_after_close=context.days_after_close
+        )
+        if ticket is None:
+            return not_found(request)
         timeline = await views.public_timeline(session, ticket.id)
         feedback = await views.feedback_for(session, ticket.id)
+    lang = texts.pick_language(request.query_params.get("lang"), ticket.language)
     notice_key = NOTICES.get(request.query_params.get("done", ""))
     words = texts.words(lang)
     subcategory = ticket.subcategory if ticket.subcategory != ticket.category else ""

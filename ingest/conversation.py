@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ingest.mail import InboundMail
 
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+_TOKEN = re.compile(r"^[A-Za-z2-7]{32}$")
 
 
 @dataclass(frozen=True, slots=True)

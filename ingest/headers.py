@@ -97,7 +97,9 @@ def addresses(message: Message, header: str, cap: int) -> tuple[Address, ...]:
     """Unique addresses of every instance of ``header``; at most ``cap`` + 1 kept."""
     found: list[Address] = []
     for value in raw_values(message, header):
-        text = header_text(value)
+        # Addresses come from the raw value and only display names are decoded:
+        # an encoded word decoding to "x\r\nBcc: victim@…" must stay a name.
+        text = " ".join(str(value).split())
         parsed = _parse_addresses(text)
         if not parsed:
             # "Name addr@x" without brackets and similar breakage.

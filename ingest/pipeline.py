@@ -25,7 +25,10 @@ from ingest.parse import ParseLimits, Unparseable, parse_mail
 from ingest.quotes import strip_quoted
 from store import apply, intake
 from store.apply import DeskPolicy
+from store.bounces import record_bounce
 from store.db import transaction
+from store.models import Intake
+from store.outbox import enqueue_rejection
 from store.intake import Received
 from store.threads import ThreadMatch, find_thread
 from store.tickets import Numbering
@@ -44,6 +47,9 @@ TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError, asyncio
 class Stop:
     action: Action
     reason: str
+    # What kind of stop, for follow-up in the same transaction: "bounce"
+    # (note it on our ticket), "too_large" (tell the sender why), "" (nothing).
+    kind: str = ""
 
 
 @dataclass(slots=True)
@@ -86,8 +92,11 @@ class Pipeline:
         desk: Desk,
         classifier: Classifier,
         parser: Parser,
+        *,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.on_commit = on_commit
         self.desk = desk
         self.classifier = classifier
         self.parser = parser
@@ -129,9 +138,13 @@ class Pipeline:
     async def check_size(self, job: Job) -> Stop | None:
         size = len(job.received.raw)
         if size > self.desk.max_message_bytes:
+            # Only the header block is read, to know whom to tell and whether they are a person.
+            headers = parse_mail(_header_block(job.received.raw) + b"\r\n\r\n")
+            job.mail = None if isinstance(headers, Unparseable) else headers
             return Stop(
                 Action.QUARANTINED,
                 f"message is {size} bytes, over the limit of {self.desk.max_message_bytes}",
+                kind="too_large",
             )
         return None
 
@@ -164,7 +177,7 @@ class Pipeline:
         assert job.mail is not None
         hit = automatic(job.mail, self.desk.own_addresses)
         if hit is not None:
-            return Stop(Action.IGNORED, f"{hit.kind}: {hit.reason}")
+            return Stop(Action.IGNORED, f"{hit.kind}: {hit.reason}", kind=hit.kind)
         return None
 
     async def find_thread(self, job: Job) -> Stop | None:
@@ -209,6 +222,8 @@ class Pipeline:
         except IntegrityError:
             # Another process committed the same mail between our check and now.
             return Outcome(Action.DUPLICATE, reason="already received (concurrent intake)")
+        if self.on_commit is not None:
+            self.on_commit()
         number = self.desk.numbering.format(applied.ticket_id)
         bound.info(
             "ingest.done",
@@ -218,6 +233,24 @@ class Pipeline:
             trail=job.trail,
         )
         return Outcome(Action(applied.action), ticket=number, reason=applied.reason)
+
+    async def _follow_up(self, session: AsyncSession, job: Job, stop: Stop, row: Intake) -> None:
+        """In the stop's transaction: note bounces on our ticket, tell senders of oversize mail."""
+        mail = job.mail
+        if mail is None:
+            return
+        if stop.kind == "bounce":
+            row.ticket_id = await record_bounce(session, mail, job.received.raw)
+        elif (
+            stop.kind == "too_large"
+            and mail.sender
+            and automatic(mail, self.desk.own_addresses) is None
+        ):
+            await enqueue_rejection(
+                session, mail.sender.email, reason="too_large", subject=mail.subject,
+                in_reply_to=mail.message_id, name=mail.sender.name,
+                detail=f"{len(job.received.raw) // (1024 * 1024)} MB",
+            )  # fmt: skip
 
     async def _finish_stopped(
         self, job: Job, stop: Stop, bound: structlog.typing.FilteringBoundLogger
@@ -239,11 +272,14 @@ class Pipeline:
                     session, job.received, job.dedup_key, stop.action.value, stop.reason
                 )
                 intake_id = row.id
+                await self._follow_up(session, job, stop, row)
         except IntegrityError:
             return Outcome(Action.DUPLICATE, reason="already received (concurrent intake)")
         except TRANSIENT as exc:
             bound.warning("ingest.deferred", error=f"{type(exc).__name__}: {exc}"[:300])
             return Outcome(Action.DEFERRED, reason=f"temporary failure: {type(exc).__name__}")
+        if stop.kind == "too_large" and self.on_commit is not None:
+            self.on_commit()
         bound.info(
             f"ingest.{stop.action.value}",
             message_id=message_id,
@@ -251,6 +287,15 @@ class Pipeline:
             intake=intake_id,
         )
         return Outcome(stop.action, reason=stop.reason, intake_id=intake_id)
+
+
+def _header_block(raw: bytes, limit: int = 256 * 1024) -> bytes:
+    head = raw[:limit]
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        end = head.find(separator)
+        if end != -1:
+            return head[:end]
+    return head
 
 
 async def _reload(session: AsyncSession, match: ThreadMatch) -> ThreadMatch:

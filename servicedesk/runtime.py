@@ -19,6 +19,7 @@ from ingest.mail import InboundMail
 from ingest.parse import ParseLimits
 from ingest.budget import make_budget_parser
 from ingest.pipeline import Classifier, Desk, Pipeline
+from notify.worker import OutboxWorker
 from servicedesk.settings import Settings
 from store import migrate
 from store.apply import DeskPolicy
@@ -36,6 +37,7 @@ class Runtime:
     numbering: Numbering
     pipeline: Pipeline
     rules: RulesHolder
+    outbox: OutboxWorker
 
 
 def parse_limits(settings: Settings) -> ParseLimits:
@@ -71,14 +73,25 @@ def build_desk(settings: Settings, secret_key: bytes) -> Desk:
         reopen_days=settings.notify.reopen_days,
         stranger_replies=settings.notify.stranger_replies,
     )
-    own = (settings.smtp.from_address.lower(),)
     return Desk(
         policy=policy,
         numbering=numbering,
         max_message_bytes=settings.limits.max_message_bytes,
         processing_seconds=settings.limits.processing_seconds,
-        own_addresses=own,
+        own_addresses=own_addresses(settings),
     )
+
+
+def own_addresses(settings: Settings) -> tuple[str, ...]:
+    """Addresses that are us: never a requester, never mailed automatically."""
+    found = [settings.smtp.from_address.lower()]
+    found += [m.user.lower() for m in settings.all_mailboxes() if "@" in m.user]
+    return tuple(dict.fromkeys(found))
+
+
+def build_outbox_worker(runtime: Runtime) -> OutboxWorker:
+    """The runtime's one outbox worker (the pipeline wakes it after each commit)."""
+    return runtime.outbox
 
 
 @asynccontextmanager
@@ -103,13 +116,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             settings.web.secret_key, settings.web.secret_key_file, settings.data_dir
         )
         desk = build_desk(settings, key)
+        outbox = OutboxWorker(sessions, settings, key, own_addresses=desk.own_addresses)
         pipeline = Pipeline(
-            sessions,
-            desk,
-            build_classifier(settings, holder),
-            parser,
+            sessions, desk, build_classifier(settings, holder), parser, on_commit=outbox.wake
         )
-        yield Runtime(settings, engine, sessions, key, desk.numbering, pipeline, holder)
+        yield Runtime(settings, engine, sessions, key, desk.numbering, pipeline, holder, outbox)
     finally:
         await parser.aclose()
         await engine.dispose()

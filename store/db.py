@@ -61,9 +61,9 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        # One connection per checkout; SQLite serialises writers itself and a
-        # pool would only hold locks longer.
-        engine = create_async_engine(parsed, echo=echo, poolclass=NullPool)
+        # Pooled: opening a SQLite connection (a thread in aiosqlite, plus the
+        # pragmas) costs more than most of our statements.
+        engine = create_async_engine(parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(

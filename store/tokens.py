@@ -22,11 +22,14 @@ def new_nonce() -> str:
 
 
 def token_for(secret_key: bytes, purpose: str, nonce: str) -> str:
+    """160 bits, lower-case base32: survives mail systems that fold the case of addresses."""
     digest = hmac.new(secret_key, f"{purpose}:{nonce}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest[:24]).decode("ascii")
+    return base64.b32encode(digest[:20]).decode("ascii").lower()
 
 
 def token_hash(token: str) -> str:
+    """Tokens are case-insensitive (base32), so a case-folded copy still matches."""
+    token = token.lower()
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 

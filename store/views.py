@@ -34,7 +34,7 @@ from store.tokens import token_hash
 
 # What token_for produces: 24 bytes, URL-safe base64.  Anything else cannot
 # be a token, and is refused without touching the database.
-TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{32}$")
+TOKEN_SHAPE = re.compile(r"^[A-Za-z2-7]{32}$")
 
 
 def token_expired(ticket: Ticket, days_after_close: int, now: datetime | None = None) -> bool:

@@ -69,12 +69,6 @@ async def test_full_conversation(desk: Desk) -> None:
         assert list(states) == ["sent", "sent", "sent"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest.parse lower-cases addresses, so the case-sensitive reply token in "
-    "servicedesk+<token>@ never matches its stored hash (owner: keep the local part's case, "
-    "or make tokens lower-case)",
-)
 async def test_reply_is_threaded_by_the_reply_token(desk: Desk) -> None:
     await desk.ingest(make_mail())
     await desk.worker.drain_once()
@@ -181,11 +175,6 @@ async def test_stranger_reply_with_ticket_number_gets_no_mail_and_changes_nothin
     assert [m.rcpt_tos for m in desk.sink.messages] == [("maija.meikalainen@eksote.fi",)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest.parse decodes RFC 2047 words before parsing From, so a display name "
-    "decoding to 'Bcc: victim@…' becomes the sender address (owner: parse addresses first)",
-)
 async def test_encoded_display_name_cannot_choose_the_recipient(desk: Desk) -> None:
     name = "=?utf-8?q?Evil=0D=0ABcc=3A_victim=40example=2Ecom_?="
     await desk.ingest(make_mail(name=name))

@@ -125,10 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     upgrade.add_argument("revision", nargs="?", default="head")
     upgrade.set_defaults(handler=_db_upgrade)
 
-    from servicedesk import quarantine_cli, rules_cli
+    from servicedesk import quarantine_cli, rules_cli, ticket_cli
 
     rules_cli.add_parsers(sub)
     quarantine_cli.add_parsers(sub, common)
+    ticket_cli.add_parsers(sub, parents=[common])
     return parser
 
 

@@ -20,6 +20,7 @@ from ingest.imap import MailboxWatcher
 from servicedesk.runtime import Runtime
 from servicedesk.settings import ImapSettings
 from store.checkpoints import Checkpoints
+from store.housekeeping import auto_close
 from store.leases import leadership
 
 log = structlog.get_logger("servicedesk.daemon")
@@ -135,7 +136,17 @@ class Daemon:
         async def refresh_rules() -> None:
             rules.refresh()
 
-        return [Job("rules.refresh", self.runtime.settings.rules.reload_seconds, refresh_rules)]
+        async def close_resolved() -> None:
+            closed = await auto_close(
+                self.runtime.sessions, self.runtime.settings.notify.auto_close_days
+            )
+            if closed:
+                log.info("tickets.auto_closed", count=closed)
+
+        jobs = [Job("rules.refresh", self.runtime.settings.rules.reload_seconds, refresh_rules)]
+        if "notify" in self.parts and self.runtime.settings.notify.auto_close_days:
+            jobs.append(Job("tickets.auto_close", 3600, close_resolved))
+        return jobs
 
     def _scheduler(self) -> AsyncIOScheduler:
         scheduler = AsyncIOScheduler(timezone="UTC")
@@ -145,22 +156,20 @@ class Daemon:
         return scheduler
 
     async def _serve_web(self) -> None:
-        import uvicorn
-
         from servicedesk.web import create_app
+        from servicedesk.web.health import HealthState
+        from servicedesk.web.server import serve
 
         settings = self.runtime.settings.web
-        app = create_app(self.runtime, self.state)
-        config = uvicorn.Config(
-            app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-            lifespan="off",
+        health = HealthState(
+            watchers=lambda: [w.health for w in self.state.watchers.values()],
+            rules=self.runtime.rules.status,
+        )
+        app = create_app(self.runtime, health)
+        await serve(
+            app, settings.host, settings.port, self.stop,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
         )  # fmt: skip
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-        serving = asyncio.create_task(server.serve())
-        await self.stop.wait()
-        server.should_exit = True
-        await serving
 
 
 async def _first_of(*events: asyncio.Event) -> None:

@@ -110,6 +110,11 @@ class WebSettings(_Section):
     secret_key: str = ""
     secret_key_file: str = ""
     token_days_after_close: int = Field(default=90, ge=1)
+    # Tracking-link lookups per client address (per web process).
+    lookups_per_minute: float = Field(default=30.0, gt=0)
+    lookup_burst: int = Field(default=20, ge=1)
+    # Behind a reverse proxy: its address(es), so X-Forwarded-For is trusted.
+    forwarded_allow_ips: str | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -146,6 +151,8 @@ class NotifySettings(_Section):
     replies_per_address_per_day: int = Field(default=10, ge=0)
     reopen_days: int = Field(default=14, ge=0)
     stranger_replies: Literal["note", "new_ticket"] = "note"
+    # Resolved tickets close by themselves after this many days (0 = never).
+    auto_close_days: int = Field(default=7, ge=0)
 
 
 class LoggingSettings(_Section):

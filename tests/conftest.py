@@ -23,6 +23,9 @@ from servicedesk.settings import Settings, load_settings
 from store.db import create_engine
 from store.migrate import upgrade
 from store.models import Base
+from tests.servers.fixtures import dovecot, imap_mailbox, make_proxy, smtp_sink
+
+__all__ = ["dovecot", "imap_mailbox", "make_proxy", "smtp_sink"]
 
 PG_ADMIN_URL = os.environ.get("SERVICEDESK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"

@@ -69,7 +69,7 @@ async def main(large_runs: int) -> None:
         flag = "  OVER BUDGET" if elapsed > BUDGET_S else ""
         print(f"{name:22} {len(raw):>10} {elapsed:>8.3f} {idle / 2**20:>8.1f} {peak / 2**20:>8.1f} "
               f"{ratio:>16.2f}  {what[:50]}{flag}")  # fmt: skip
-    print(f"\nordinary mail: {base * 1000:.1f} ms")
+    print(f"\nordinary mail: {(base or 0.0) * 1000:.1f} ms")
 
     # A hundred large mails in a row through one pool: RSS must stay flat.
     raw = large_mail(20 * 1024 * 1024, "run")

@@ -46,7 +46,8 @@ def _leaf(draw: Callable[..., Any]) -> str:
         headers += f"Content-Transfer-Encoding: {cte}\r\n"
     if name:
         headers += f'Content-Disposition: attachment; filename="{name}"\r\n'
-    return headers + "\r\n" + draw(text) + "\r\n"
+    body: str = draw(text)
+    return headers + "\r\n" + body + "\r\n"
 
 
 @st.composite
@@ -66,7 +67,7 @@ def mails(draw: Callable[..., Any]) -> bytes:
         f"{draw(st.sampled_from(HEADER_NAMES))}: {draw(value)}\r\n"
         for _ in range(draw(st.integers(0, 8)))
     )
-    raw = (headers + draw(structure())).encode("utf-8", "surrogatepass")
+    raw: bytes = (headers + draw(structure())).encode("utf-8", "surrogatepass")
     for _ in range(draw(st.integers(0, 4))):  # byte-level corruption
         kind = draw(st.sampled_from(["flip", "cut", "insert", "dup"]))
         at = draw(st.integers(0, max(0, len(raw) - 1)))

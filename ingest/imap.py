@@ -287,12 +287,7 @@ class MailboxWatcher:
                 # each raw message is freed as soon as it has been handled.
                 mails.sort(key=lambda mail: mail[0], reverse=True)
                 acks = _Acks()
-                while mails and not stop.is_set():
-                    uid, raw = mails.pop()
-                    if attempted is not None:
-                        attempted.add(uid)
-                    outcome = await self._offer(uid, raw)
-                    del raw
+                for uid, outcome in await self._offer_all(mails, stop, attempted):
                     if outcome is None:
                         continue
                     handled += 1
@@ -303,6 +298,39 @@ class MailboxWatcher:
                 acked = await self._acknowledge(session, acks)
                 await self._advance(acked)
         return handled
+
+    async def _offer_all(
+        self, mails: list[tuple[int, bytes]], stop: asyncio.Event, attempted: set[int] | None
+    ) -> list[tuple[int, Outcome | None]]:
+        """Offer a batch with ``settings.concurrency`` mails in hand at once.
+
+        Parsing runs in worker processes, so a second mail in hand keeps the
+        other core busy while the first one commits. Each raw message is freed
+        as soon as its handler returns; after stop, no new mail is started.
+        """
+        results: list[tuple[int, Outcome | None]] = []
+        gate = asyncio.Semaphore(self.settings.concurrency)
+
+        async def one(uid: int, raw: bytes) -> None:
+            try:
+                results.append((uid, await self._offer(uid, raw)))
+            finally:
+                gate.release()
+
+        running: list[asyncio.Task[None]] = []
+        while mails and not stop.is_set():
+            await gate.acquire()
+            if stop.is_set():
+                gate.release()
+                break
+            uid, raw = mails.pop()
+            if attempted is not None:
+                attempted.add(uid)
+            running.append(asyncio.create_task(one(uid, raw)))
+            del raw
+        if running:
+            await asyncio.gather(*running)
+        return sorted(results, key=lambda item: item[0])
 
     async def _offer(self, uid: int, raw: bytes) -> Outcome | None:
         key = f"{self.name}:{self._uidvalidity}:{uid}"

@@ -9,6 +9,7 @@ writes, in one transaction; a crash anywhere before it leaves nothing behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -27,9 +28,9 @@ from store import apply, intake
 from store.apply import DeskPolicy
 from store.bounces import record_bounce
 from store.db import transaction
+from store.intake import Received
 from store.models import Intake
 from store.outbox import enqueue_rejection
-from store.intake import Received
 from store.threads import ThreadMatch, find_thread
 from store.tickets import Numbering
 
@@ -94,9 +95,12 @@ class Pipeline:
         parser: Parser,
         *,
         on_commit: Callable[[], None] | None = None,
+        serial_writes: bool = False,
     ) -> None:
         self.sessions = sessions
         self.on_commit = on_commit
+        # SQLite has one writer; queueing writers here beats SQLITE_BUSY retries.
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if serial_writes else None
         self.desk = desk
         self.classifier = classifier
         self.parser = parser
@@ -201,13 +205,21 @@ class Pipeline:
 
     # -- writing ------------------------------------------------------------
 
+    def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
+        return self._write_lock if self._write_lock is not None else contextlib.nullcontext()
+
     async def _commit(self, job: Job, bound: structlog.typing.FilteringBoundLogger) -> Outcome:
         assert job.mail is not None and job.decision is not None
         mail, policy = job.mail, self.desk.policy
         try:
-            async with transaction(self.sessions) as session:
+            async with self._writing(), transaction(self.sessions) as session:
                 applied = None
                 linked = None
+                if job.thread is None:
+                    # Mails are handled a few at a time: the ticket this one
+                    # answers may have been committed since the thread step.
+                    found = hints(mail, policy.address, self.desk.numbering.prefix)
+                    job.thread = await find_thread(session, found)
                 if job.thread is not None:
                     thread = await _reload(session, job.thread)
                     applied = await apply.continue_ticket(
@@ -261,7 +273,7 @@ class Pipeline:
             bound.info("ingest.duplicate", message_id=message_id, reason=stop.reason)
             return Outcome(stop.action, reason=stop.reason)
         try:
-            async with transaction(self.sessions) as session:
+            async with self._writing(), transaction(self.sessions) as session:
                 existing = await intake.find_existing(
                     session, job.dedup_key, job.received.source.key
                 )

@@ -24,6 +24,11 @@ def redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mutable
     return event
 
 
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    """Resolve stderr when a logger is made, not at configure time (it may be replaced)."""
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure(level: str = "info", fmt: str = "json") -> None:
     numeric = getattr(logging, level.upper(), logging.INFO)
     logging.basicConfig(
@@ -46,6 +51,6 @@ def configure(level: str = "info", fmt: str = "json") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )

@@ -15,15 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from classify.decide import decide
 from classify.decision import Decision
 from classify.reload import RulesHolder
+from ingest.budget import make_budget_parser
 from ingest.mail import InboundMail
 from ingest.parse import ParseLimits
-from ingest.budget import make_budget_parser
 from ingest.pipeline import Classifier, Desk, Pipeline
 from notify.worker import OutboxWorker
 from servicedesk.settings import Settings
 from store import migrate
 from store.apply import DeskPolicy
-from store.db import create_engine, session_factory
+from store.db import create_engine, is_sqlite, session_factory
 from store.tickets import AttachmentStore, Numbering
 from store.tokens import load_or_create_key
 
@@ -118,8 +118,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         desk = build_desk(settings, key)
         outbox = OutboxWorker(sessions, settings, key, own_addresses=desk.own_addresses)
         pipeline = Pipeline(
-            sessions, desk, build_classifier(settings, holder), parser, on_commit=outbox.wake
-        )
+            sessions, desk, build_classifier(settings, holder), parser,
+            on_commit=outbox.wake, serial_writes=is_sqlite(engine),
+        )  # fmt: skip
         yield Runtime(settings, engine, sessions, key, desk.numbering, pipeline, holder, outbox)
     finally:
         await parser.aclose()

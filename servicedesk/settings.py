@@ -78,6 +78,8 @@ class ImapSettings(_Section):
     idle_renew_seconds: float = Field(default=25 * 60, gt=0, le=29 * 60)
     poll_seconds: float = Field(default=60.0, gt=0)
     batch_size: int = Field(default=50, ge=1, le=1000)
+    # Mails in hand at once: parsing of one overlaps the commit of another.
+    concurrency: int = Field(default=4, ge=1, le=64)
     timeout_seconds: float = Field(default=30.0, gt=0)
     unhealthy_after_failures: int = Field(default=5, ge=1)
 

@@ -8,7 +8,6 @@ the store, so all of it is safe to run against production rules.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from classify.examples import (
 )
 from classify.loader import load_rules
 from classify.model import RuleSet
-from classify.replay import PastTicket, replay
+from classify.replay import replay
 from servicedesk.paths import DEFAULT_RULES, PROJECT_ROOT
 
 DEFAULT_LABELLED = PROJECT_ROOT / "tests" / "labelled"
@@ -192,6 +191,7 @@ def classify_command(args: argparse.Namespace) -> int:
 
 async def replay_command(args: argparse.Namespace) -> int:
     """``rules replay FILE [--since DATE]``: what the candidate would change; writes nothing."""
+    from servicedesk.runtime import open_runtime
     from servicedesk.settings import load_settings
     from store.replay import load_past_tickets
 
@@ -200,15 +200,8 @@ async def replay_command(args: argparse.Namespace) -> int:
         return 1
     settings = load_settings(getattr(args, "config", None))
     since = _utc(args.since) if args.since else None
-    source: Any = load_past_tickets(settings, since)
-    if inspect.isawaitable(source):
-        source = await source
-    tickets: list[PastTicket] = []
-    if hasattr(source, "__aiter__"):
-        async for ticket in source:
-            tickets.append(ticket)
-    else:
-        tickets.extend(source)
+    async with open_runtime(settings) as runtime:
+        tickets = await load_past_tickets(runtime.sessions, runtime.numbering, since)
     report = replay(rules, tickets, settings.domain_map())
     print("\n".join(report.lines()))
     return 0

@@ -17,6 +17,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from ingest.imap import MailboxWatcher
+from notify.webhooks import WebhookWorker
 from servicedesk.runtime import Runtime
 from servicedesk.settings import ImapSettings
 from store.checkpoints import Checkpoints
@@ -92,6 +93,10 @@ class Daemon:
             from servicedesk.runtime import build_outbox_worker
 
             handled += await build_outbox_worker(self.runtime).drain_once()
+            if self.runtime.settings.webhooks.urls:
+                handled += await WebhookWorker(
+                    self.runtime.sessions, self.runtime.settings.webhooks
+                ).drain_once()
         return handled
 
     async def run(self) -> int:
@@ -108,6 +113,9 @@ class Daemon:
             from servicedesk.runtime import build_outbox_worker
 
             tasks.append(asyncio.create_task(build_outbox_worker(self.runtime).run(self.stop)))
+            if self.runtime.settings.webhooks.urls:
+                hooks = WebhookWorker(self.runtime.sessions, self.runtime.settings.webhooks)
+                tasks.append(asyncio.create_task(hooks.run(self.stop)))
         if "web" in self.parts:
             tasks.append(asyncio.create_task(self._serve_web()))
         log.info("daemon.started", parts=list(self.parts), mailboxes=len(self.state.watchers))

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from classify.decide import decide
 from classify.decision import Decision
@@ -21,7 +22,7 @@ from ingest.parse import ParseLimits
 from ingest.pipeline import Classifier, Desk, Pipeline
 from notify.worker import OutboxWorker
 from servicedesk.settings import Settings
-from store import migrate
+from store import migrate, webhooks
 from store.apply import DeskPolicy
 from store.db import create_engine, is_sqlite, session_factory
 from store.tickets import AttachmentStore, Numbering
@@ -111,7 +112,13 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     try:
         if settings.database.auto_migrate:
             await migrate.upgrade(engine)
-        sessions = session_factory(engine)
+        numbering = Numbering(settings.tickets.prefix, settings.tickets.digits)
+        session_class = (
+            webhooks.session_class(settings.webhooks.urls, numbering)
+            if settings.webhooks.urls
+            else Session
+        )
+        sessions = session_factory(engine, session_class)
         key = load_or_create_key(
             settings.web.secret_key, settings.web.secret_key_file, settings.data_dir
         )

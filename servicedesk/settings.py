@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from classify.organisation import DEFAULT_ORGANISATIONS
 from servicedesk.exceptions import ServiceDeskError
@@ -157,6 +164,36 @@ class NotifySettings(_Section):
     auto_close_days: int = Field(default=7, ge=0)
 
 
+class WebhookSettings(_Section):
+    """Ticket events POSTed as signed JSON so an existing ITSM can mirror tickets."""
+
+    urls: tuple[str, ...] = ()
+    secret: str = ""
+    secret_file: str = ""
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    max_attempts: int = Field(default=10, ge=1)
+    backoff_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("urls")
+    @classmethod
+    def _http_only(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not re.match(r"^https?://", url):
+                raise ValueError(f"{url!r} must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _needs_secret(self) -> WebhookSettings:
+        if self.urls and not (self.secret or self.secret_file):
+            raise ValueError(
+                "webhooks.urls needs webhooks.secret or webhooks.secret_file to sign with"
+            )
+        return self
+
+    def signing_key(self) -> bytes:
+        return _read_secret(self.secret, self.secret_file).encode()
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -174,6 +211,7 @@ class Settings(_Section):
     limits: LimitsSettings = LimitsSettings()
     notify: NotifySettings = NotifySettings()
     logging: LoggingSettings = LoggingSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     organisations: dict[str, tuple[str, ...]] = Field(
         default_factory=lambda: _organisations_by_id(DEFAULT_ORGANISATIONS)
     )

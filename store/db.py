@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from servicedesk.exceptions import ServiceDeskError
 
@@ -70,8 +71,11 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
     )
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def session_factory(
+    engine: AsyncEngine, sync_session_class: type[Session] = Session
+) -> async_sessionmaker[AsyncSession]:
+    """``sync_session_class`` carries per-runtime flush hooks (webhooks) without globals."""
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=sync_session_class)
 
 
 @asynccontextmanager

@@ -98,7 +98,7 @@ def _dialect(session: AsyncSession) -> str:
 
 
 async def claim_due(
-    session: AsyncSession, *, now: datetime, lease: timedelta, limit: int
+    session: AsyncSession, *, now: datetime, lease: timedelta, limit: int, kind: str = "mail"
 ) -> list[Outbox]:
     """Take up to ``limit`` due mail rows for this worker, atomically.
 
@@ -115,7 +115,7 @@ async def claim_due(
     )
     candidates = (
         select(Outbox.id)
-        .where(Outbox.kind == "mail", due)
+        .where(Outbox.kind == kind, due)
         .order_by(Outbox.due_at, Outbox.id)
         .limit(limit)
     )

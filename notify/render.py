@@ -55,6 +55,7 @@ TEMPLATES = (
     "agent_reply",
     "resolved",
     "rejected",
+    "reminder",
 )
 # Sent because a mail arrived, not because a person acted: these get loop
 # protection (suppression list, per-address daily cap) before sending.

@@ -21,7 +21,7 @@ from notify.webhooks import WebhookWorker
 from servicedesk.runtime import Runtime
 from servicedesk.settings import ImapSettings
 from store.checkpoints import Checkpoints
-from store.housekeeping import auto_close
+from store.housekeeping import auto_close, remind_waiting
 from store.leases import leadership
 
 log = structlog.get_logger("servicedesk.daemon")
@@ -151,9 +151,17 @@ class Daemon:
             if closed:
                 log.info("tickets.auto_closed", count=closed)
 
+        async def remind() -> None:
+            sent = await remind_waiting(
+                self.runtime.sessions, self.runtime.settings.notify.remind_waiting_days
+            )
+            if sent:
+                log.info("tickets.reminded", count=sent)
+
         jobs = [Job("rules.refresh", self.runtime.settings.rules.reload_seconds, refresh_rules)]
-        if "notify" in self.parts and self.runtime.settings.notify.auto_close_days:
+        if "notify" in self.parts:
             jobs.append(Job("tickets.auto_close", 3600, close_resolved))
+            jobs.append(Job("tickets.remind_waiting", 3600, remind))
         return jobs
 
     def _scheduler(self) -> AsyncIOScheduler:

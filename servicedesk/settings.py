@@ -162,6 +162,8 @@ class NotifySettings(_Section):
     stranger_replies: Literal["note", "new_ticket"] = "note"
     # Resolved tickets close by themselves after this many days (0 = never).
     auto_close_days: int = Field(default=7, ge=0)
+    # Tickets waiting for the requester get one reminder after this many days (0 = never).
+    remind_waiting_days: int = Field(default=5, ge=0)
 
 
 class WebhookSettings(_Section):

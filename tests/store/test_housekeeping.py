@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from ingest.outcome import SourceRef
 from servicedesk.runtime import Runtime
-from store.housekeeping import auto_close
+from store.housekeeping import auto_close, remind_waiting
 from store.models import Event, Outbox, Ticket, utcnow
 from store.tickets import set_status
 
@@ -38,3 +38,23 @@ async def test_auto_close_only_old_resolved_tickets(runtime: Runtime) -> None:
 async def _count(runtime: Runtime, model: object) -> int:
     async with runtime.sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)  # type: ignore[arg-type]
+
+
+async def test_one_reminder_per_waiting_stretch(runtime: Runtime) -> None:
+    await runtime.pipeline.process(MAIL.replace(b"{s}", b"w1"), SourceRef("file", "w1"))
+    async with runtime.sessions() as session, session.begin():
+        ticket = (await session.scalars(select(Ticket))).one()
+        await set_status(session, ticket, "waiting", actor="agent")
+    assert await remind_waiting(runtime.sessions, 5) == 0  # not waiting long enough yet
+    async with runtime.sessions() as session, session.begin():
+        ticket = (await session.scalars(select(Ticket))).one()
+        ticket.updated_at = utcnow() - timedelta(days=6)
+    assert await remind_waiting(runtime.sessions, 5) == 1
+    assert await remind_waiting(runtime.sessions, 5) == 0  # once per stretch
+    async with runtime.sessions() as session:
+        last = (await session.scalars(select(Outbox).order_by(Outbox.id.desc()))).first()
+        assert last is not None and (last.template, last.recipient) == ("reminder", "a@eksote.fi")
+    sent = await runtime.outbox.drain_once()
+    assert sent >= 1
+    mails = sorted((runtime.settings.data_dir / "sent").glob("*.eml"))
+    assert b"odottaa" in mails[-1].read_bytes() or "odottaa" in mails[-1].read_text(errors="ignore")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from classify.decision import Decision
 from ingest.conversation import hints
 from ingest.guards import automatic
+from ingest.latency import Histogram
 from ingest.mail import InboundMail
 from ingest.outcome import Action, Outcome, SourceRef
 from ingest.parse import ParseLimits, Unparseable, parse_mail
@@ -99,6 +101,7 @@ class Pipeline:
     ) -> None:
         self.sessions = sessions
         self.on_commit = on_commit
+        self.latency = Histogram()
         # SQLite has one writer; queueing writers here beats SQLITE_BUSY retries.
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if serial_writes else None
         self.desk = desk
@@ -114,6 +117,13 @@ class Pipeline:
         )
 
     async def process(self, raw: bytes, source: SourceRef) -> Outcome:
+        started = time.perf_counter()
+        try:
+            return await self._process(raw, source)
+        finally:
+            self.latency.observe(time.perf_counter() - started)
+
+    async def _process(self, raw: bytes, source: SourceRef) -> Outcome:
         job = Job(Received.of(raw, source))
         bound = log.bind(
             source=source.kind,

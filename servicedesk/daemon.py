@@ -180,6 +180,7 @@ class Daemon:
         health = HealthState(
             watchers=lambda: [w.health for w in self.state.watchers.values()],
             rules=self.runtime.rules.status,
+            latency=lambda: self.runtime.pipeline.latency if "ingest" in self.parts else None,
         )
         app = create_app(self.runtime, health)
         await serve(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ingest.latency import Histogram
 from store import views
 from store.models import utcnow
 
@@ -63,6 +64,8 @@ class HealthState:
 
     watchers: Callable[[], Sequence[WatcherReport]] = field(default=_no_watchers)
     rules: Callable[[], RulesReport | None] = field(default=_no_rules)
+    # The ingest latency histogram of this process (None in a web-only process).
+    latency: Callable[[], Histogram | None] = field(default=lambda: None)
 
 
 def _context(request: Request) -> WebContext:
@@ -129,6 +132,14 @@ class _Exposition:
             inner = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
             self.lines.append(f"{name}{{{inner}}} {value:g}" if inner else f"{name} {value:g}")
 
+    def histogram(self, name: str, help_text: str, histogram: Histogram) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} histogram")
+        for le, count in histogram.cumulative():
+            self.lines.append(f'{name}_bucket{{le="{le}"}} {count}')
+        self.lines.append(f"{name}_sum {histogram.total:g}")
+        self.lines.append(f"{name}_count {histogram.count}")
+
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
 
@@ -178,5 +189,11 @@ async def metrics(request: Request) -> Response:
         out.metric(
             "servicedesk_rules_ok", "gauge", "0 when the newest rules file was refused.",
             [({}, 1.0 if rules.ok else 0.0)],
+        )  # fmt: skip
+    histogram = context.health.latency()
+    if histogram is not None:
+        out.histogram(
+            "servicedesk_ingest_seconds", "Time from raw bytes to an outcome, per mail (this process).",
+            histogram,
         )  # fmt: skip
     return Response(out.text(), media_type="text/plain; version=0.0.4; charset=utf-8")

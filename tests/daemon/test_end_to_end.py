@@ -80,6 +80,10 @@ async def test_mail_to_ack_to_status_page(
             assert (await client.get("/t/SD-000001")).status_code == 404
             health = await client.get("/healthz")
             assert health.status_code == 200, health.text
+            metrics = (await client.get("/metrics")).text
+            assert 'servicedesk_mails_ingested_total{action="created"} 1' in metrics
+            assert "servicedesk_ingest_seconds_count 1" in metrics
+            assert 'servicedesk_ingest_seconds_bucket{le="+Inf"} 1' in metrics
             assert imap_mailbox.count("INBOX") == 0
     finally:
         proc.send_signal(signal.SIGTERM)

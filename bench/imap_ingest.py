@@ -81,18 +81,8 @@ def generated_mail(i: int) -> bytes:
 
 
 def env_for(mailbox: TestMailbox, db_url: str, data: Path) -> dict[str, str]:
-    return {
-        "SERVICEDESK_DATABASE__URL": db_url,
-        "SERVICEDESK_DATA__DIR": str(data),
-        "SERVICEDESK_IMAP__NAME": mailbox.user,
-        "SERVICEDESK_IMAP__HOST": mailbox.server.host,
-        "SERVICEDESK_IMAP__PORT": str(mailbox.server.port),
-        "SERVICEDESK_IMAP__SECURITY": "none",
-        "SERVICEDESK_IMAP__USER": mailbox.user,
-        "SERVICEDESK_IMAP__PASSWORD": mailbox.password,
-        "SERVICEDESK_IMAP__POLL_SECONDS": "300",
-        "SERVICEDESK_LOGGING__LEVEL": "warning",
-    }
+    return mailbox.daemon_env(db_url, data, SERVICEDESK_IMAP__POLL_SECONDS="300",
+                              SERVICEDESK_IMAP__BATCH_SIZE="50")  # fmt: skip
 
 
 async def fresh_pg() -> str:

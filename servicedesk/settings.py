@@ -67,14 +67,24 @@ class TicketSettings(_Section):
 Security = Literal["tls", "starttls", "none"]
 
 
-class ImapSettings(_Section):
-    name: str = "main"
+class _Server(_Section):
+    """A mail server we log in to; subclasses set their own default port and security."""
+
     host: str = ""
-    port: int = Field(default=993, ge=1, le=65535)
+    port: int = Field(default=0, ge=1, le=65535)
     security: Security = "tls"
     user: str = ""
     password: str = ""
     password_file: str = ""
+    timeout_seconds: float = Field(default=30.0, gt=0)
+
+    def secret(self) -> str:
+        return _read_secret(self.password, self.password_file)
+
+
+class ImapSettings(_Server):
+    name: str = "main"
+    port: int = Field(default=993, ge=1, le=65535)
     oauth2_token_file: str = ""
     folder: str = "INBOX"
     processed_folder: str = "Processed"
@@ -87,29 +97,17 @@ class ImapSettings(_Section):
     batch_size: int = Field(default=50, ge=1, le=1000)
     # Mails in hand at once: parsing of one overlaps the commit of another.
     concurrency: int = Field(default=4, ge=1, le=64)
-    timeout_seconds: float = Field(default=30.0, gt=0)
     unhealthy_after_failures: int = Field(default=5, ge=1)
 
-    def secret(self) -> str:
-        return _read_secret(self.password, self.password_file)
 
-
-class SmtpSettings(_Section):
-    host: str = ""
+class SmtpSettings(_Server):
     port: int = Field(default=25, ge=1, le=65535)
     security: Security = "none"
-    user: str = ""
-    password: str = ""
-    password_file: str = ""
-    timeout_seconds: float = Field(default=30.0, gt=0)
     from_address: str = "servicedesk@example.org"
     from_name: str = "Service desk"
     plus_addressing: bool = True
     max_attempts: int = Field(default=8, ge=1)
     backoff_seconds: float = Field(default=30.0, gt=0)
-
-    def secret(self) -> str:
-        return _read_secret(self.password, self.password_file)
 
 
 class WebSettings(_Section):

@@ -30,23 +30,9 @@ pytestmark = pytest.mark.imap
 
 
 def daemon_env(mailbox: TestMailbox, db_url: str, data: Path, **extra: str) -> dict[str, str]:
+    """The process environment for a daemon subprocess on ``mailbox``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICEDESK_")}
-    env.update(
-        {
-            "SERVICEDESK_DATABASE__URL": db_url,
-            "SERVICEDESK_DATA__DIR": str(data),
-            "SERVICEDESK_IMAP__NAME": mailbox.user,
-            "SERVICEDESK_IMAP__HOST": mailbox.server.host,
-            "SERVICEDESK_IMAP__PORT": str(mailbox.server.port),
-            "SERVICEDESK_IMAP__SECURITY": "none",
-            "SERVICEDESK_IMAP__USER": mailbox.user,
-            "SERVICEDESK_IMAP__PASSWORD": mailbox.password,
-            "SERVICEDESK_IMAP__POLL_SECONDS": "30",
-            "SERVICEDESK_IMAP__BATCH_SIZE": "20",
-            "SERVICEDESK_LOGGING__LEVEL": "warning",
-        }
-    )
-    env.update(extra)
+    env.update(mailbox.daemon_env(db_url, data, **extra))
     return env
 
 

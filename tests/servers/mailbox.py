@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 from typing import Any
 
 from ingest.imap_wire import encode_mailbox
@@ -74,6 +75,24 @@ class TestMailbox:
         }
         values.update(overrides)
         return ImapSettings(**values)
+
+    def daemon_env(self, db_url: str, data: Path, **extra: str) -> dict[str, str]:
+        """``SERVICEDESK_*`` variables for a daemon on this mailbox (no other SERVICEDESK_ kept)."""
+        env = {
+            "SERVICEDESK_DATABASE__URL": db_url,
+            "SERVICEDESK_DATA__DIR": str(data),
+            "SERVICEDESK_IMAP__NAME": self.user,
+            "SERVICEDESK_IMAP__HOST": self.server.host,
+            "SERVICEDESK_IMAP__PORT": str(self.server.port),
+            "SERVICEDESK_IMAP__SECURITY": "none",
+            "SERVICEDESK_IMAP__USER": self.user,
+            "SERVICEDESK_IMAP__PASSWORD": self.password,
+            "SERVICEDESK_IMAP__POLL_SECONDS": "30",
+            "SERVICEDESK_IMAP__BATCH_SIZE": "20",
+            "SERVICEDESK_LOGGING__LEVEL": "warning",
+        }
+        env.update(extra)
+        return env
 
     @contextmanager
     def client(self) -> Iterator[imaplib.IMAP4]:

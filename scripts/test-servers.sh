@@ -11,12 +11,23 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # Keep package scripts from starting system services (a system Dovecot
+    # would listen on every interface); the tests start private instances.
+    added_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        added_policy=yes
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    if [ -n "$added_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
-# The system Dovecot service is not ours; tests run a private instance.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop dovecot 2>/dev/null || true; fi
+# A system Dovecot, if one runs anyway, is not ours: stop it.
+if [ -f /run/dovecot/master.pid ]; then
+    kill "$(cat /run/dovecot/master.pid)" 2>/dev/null || true
+fi
 
 pg_url=${SERVICEDESK_TEST_PG:-postgresql://postgres@127.0.0.1:5432/test}
 if command -v pg_isready >/dev/null 2>&1; then

@@ -239,9 +239,11 @@ async def test_tls_and_starttls(
         await untrusted.drain_once()
 
 
+@pytest.mark.parametrize("concurrency", [1, 3])
 async def test_stop_during_drain_finishes_mail_in_hand(
-    imap_mailbox: TestMailbox, checkpoints: MemoryCheckpoints
+    imap_mailbox: TestMailbox, checkpoints: MemoryCheckpoints, concurrency: int
 ) -> None:
+    """The mails already in hand (``imap.concurrency`` of them) finish and are acked; no more start."""
     imap_mailbox.append_many([make_mail(f"m{i}") for i in range(5)])
     stop = asyncio.Event()
 
@@ -251,10 +253,10 @@ async def test_stop_during_drain_finishes_mail_in_hand(
         return None
 
     handler = Recorder(slow)
-    watcher = _watcher(imap_mailbox, handler, checkpoints)
-    assert await watcher.drain_once(stop) == 1
-    assert imap_mailbox.count("Processed") == 1  # the one in hand was finished and acked
-    assert imap_mailbox.count("INBOX") == 4
+    watcher = _watcher(imap_mailbox, handler, checkpoints, {"concurrency": concurrency})
+    assert await watcher.drain_once(stop) == concurrency
+    assert imap_mailbox.count("Processed") == concurrency  # those in hand finished and acked
+    assert imap_mailbox.count("INBOX") == 5 - concurrency
 
 
 async def test_memory_stays_bounded_by_the_batch_budget(

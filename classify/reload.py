@@ -10,17 +10,18 @@ tick, which would drown the log).
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from classify.loader import load_rules_bytes
 from classify.model import Problem, RuleSet
 from servicedesk.exceptions import ServiceDeskError
 
-log = logging.getLogger("classify.rules")
+log = structlog.get_logger("servicedesk.rules")
 
 
 class RulesError(ServiceDeskError):
@@ -124,7 +125,7 @@ class RulesHolder:
         self._problems = ()
         self._refused_digest = ""
         self._loaded_at = self._checked_at
-        log.info("rules reloaded", extra={"rules_version": result.version, "path": str(self.path)})
+        log.info("rules.reloaded", rules_version=result.version, path=str(self.path))
         return True
 
     def _refuse(self, problems: list[Problem], digest: str) -> None:
@@ -133,9 +134,10 @@ class RulesHolder:
         self._refused_digest = digest
         if first_time:
             log.error(
-                "rules file refused, keeping version %s: %s",
-                self._rules.version,
-                "; ".join(str(p) for p in problems),
+                "rules.refused",
+                keeping_version=self._rules.version,
+                path=str(self.path),
+                problems=[str(p) for p in problems][:20],
             )
             if self._on_refused is not None:
                 self._on_refused(problems)

@@ -62,6 +62,8 @@ class InboundMail:
     size: int = 0
     defects: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    # ``html`` sanitised for display, computed where parsing runs (off the loop).
+    safe_html: str = ""
 
     @property
     def recipients(self) -> tuple[Address, ...]:

@@ -24,6 +24,7 @@ from ingest import mime_limits, tnef
 from ingest.decode import decode_bytes, header_text
 from ingest.htmltext import MAX_HTML_DEPTH, flatten_html, html_to_text
 from ingest.mail import Attachment, InboundMail
+from ingest.sanitise import sanitise_html
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,7 @@ def _to_inbound(message: Message, raw: bytes, limits: ParseLimits) -> InboundMai
         date=date,
         text=text,
         html=html,
+        safe_html=sanitise_html(html),
         headers=headers,
         attachments=tuple(body.attachments),
         size=len(raw),

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import nh3
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,13 +41,6 @@ class AttachmentStore:
 
     def path_for(self, sha256: str) -> Path:
         return self.directory / sha256[:2] / sha256
-
-
-def sanitise_html(html: str) -> str:
-    """Mail HTML as safe markup: no script, no handlers, no remote loads via style."""
-    if not html:
-        return ""
-    return nh3.clean(html, url_schemes={"http", "https", "mailto"}, link_rel="noopener noreferrer")
 
 
 def _addresses(items: tuple[Address, ...]) -> list[str]:
@@ -83,7 +75,7 @@ async def add_message(
         sent_date=mail.date,
         text=text,
         full_text=mail.text,
-        html=sanitise_html(mail.html),
+        html=mail.safe_html,
         verified=verified,
     )
     session.add(message)

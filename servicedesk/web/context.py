@@ -15,11 +15,11 @@ import jinja2
 from markupsafe import Markup
 from starlette.requests import Request
 
+from ingest.sanitise import sanitise_html
 from servicedesk.paths import TEMPLATES_DIR
 from servicedesk.runtime import Runtime
 from servicedesk.web.health import HealthState
 from servicedesk.web.security import FormNonces, RateLimiter
-from store.tickets import sanitise_html
 
 WEB_TEMPLATES = TEMPLATES_DIR / "web"
 

@@ -54,17 +54,17 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 async def counts(db_url: str) -> tuple[int, int]:
-    """(tickets, intake rows that created a ticket)."""
+    """(tickets, intake rows that created a ticket); (0, 0) while the schema is being made."""
     engine = create_engine(db_url)
     try:
         async with session_factory(engine)() as session:
             try:
                 tickets = await session.scalar(select(func.count()).select_from(Ticket))
-            except DBAPIError:  # the daemon has not created the schema yet
+                created = await session.scalar(
+                    select(func.count()).select_from(Intake).where(Intake.action == "created")
+                )
+            except DBAPIError:  # the daemon is still migrating (tables appear one by one)
                 return 0, 0
-            created = await session.scalar(
-                select(func.count()).select_from(Intake).where(Intake.action == "created")
-            )
             return int(tickets or 0), int(created or 0)
     finally:
         await engine.dispose()

@@ -153,8 +153,9 @@ async def test_100mb_attachment_is_quarantined_by_size_without_blowing_memory(
     outcome = await pipeline.process(raw, SourceRef("file", str(path)))
     assert outcome.action is Action.QUARANTINED and "over the limit" in outcome.reason
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    # The raw bytes themselves (~137 MB) plus a copy for the store at most.
-    assert peak - before < 3 * len(raw), (peak - before, len(raw))
+    # The raw bytes (~137 MB), the driver's copy for the blob insert and one
+    # transient copy: well under the 10x of the memory target.
+    assert peak - before < 4 * len(raw), (peak - before, len(raw))
 
 
 def test_oversize_attachment_dropped_with_note_mail_still_parsed() -> None:

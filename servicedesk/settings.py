@@ -217,6 +217,15 @@ class Settings(_Section):
     )
     source: str = ""
 
+    @model_validator(mode="after")
+    def _unique_mailbox_names(self) -> Settings:
+        """Checkpoints and leadership are keyed by mailbox name; two alike would collide."""
+        names = [m.name for m in self.all_mailboxes()]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"mailbox names must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
     @property
     def data_dir(self) -> Path:
         return Path(self.data.dir)

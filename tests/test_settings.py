@@ -80,3 +80,17 @@ def test_default_config_file_is_valid() -> None:
     default = Path(__file__).resolve().parent.parent / "config" / "servicedesk.toml"
     settings = load_settings(default, environ={})
     assert settings.source == str(default)
+
+
+def test_several_mailboxes_with_unique_names(tmp_path: Path) -> None:
+    config = tmp_path / "sd.toml"
+    config.write_text(
+        '[imap]\nhost = "imap.example.org"\nuser = "sd@example.org"\n\n'
+        '[[mailboxes]]\nname = "hr"\nhost = "imap.example.org"\nuser = "palkat@example.org"\n'
+    )
+    settings = load_settings(config, environ={})
+    assert [m.name for m in settings.all_mailboxes()] == ["main", "hr"]
+    config.write_text(config.read_text() + '\n[[mailboxes]]\nname = "hr"\nhost = "x"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, environ={})
+    assert "repeated: hr" in str(caught.value)

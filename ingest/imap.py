@@ -27,13 +27,13 @@ import asyncio
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
 
+from ingest.imap_ack import Acks, acknowledge
 from ingest.imap_health import RetryPolicy, WatcherHealth
-from ingest.imap_session import ImapAuthError, ImapCommandError, ImapError, ImapSession
+from ingest.imap_session import ImapAuthError, ImapError, ImapSession
 from ingest.imap_wire import check_keyword, size_batches
 from ingest.outcome import Action, Outcome, SourceRef
 from servicedesk.settings import ImapSettings
@@ -59,14 +59,6 @@ class CheckpointStore(Protocol):
     async def load(self, mailbox: str) -> tuple[int, int] | None: ...
 
     async def save(self, mailbox: str, uidvalidity: int, last_uid: int) -> None: ...
-
-
-@dataclass(slots=True)
-class _Acks:
-    """What to do on the server once a batch has been handled."""
-
-    done: list[int] = field(default_factory=list)
-    quarantine: list[int] = field(default_factory=list)
 
 
 class MailboxWatcher:
@@ -286,7 +278,7 @@ class MailboxWatcher:
                 # Highest UID first so pop() hands them out in UID order and
                 # each raw message is freed as soon as it has been handled.
                 mails.sort(key=lambda mail: mail[0], reverse=True)
-                acks = _Acks()
+                acks = Acks()
                 for uid, outcome in await self._offer_all(mails, stop, attempted):
                     if outcome is None:
                         continue
@@ -355,32 +347,11 @@ class MailboxWatcher:
     def _retry_later(self, uid: int) -> None:
         self._retry_at[uid] = time.monotonic() + self.settings.poll_seconds
 
-    async def _acknowledge(self, session: ImapSession, acks: _Acks) -> list[int]:
-        """Acknowledge on the server; return the UIDs that really were acknowledged."""
-        s = self.settings
-        acked: list[int] = []
-        steps: list[tuple[list[int], str, Callable[[list[int]], Awaitable[None]]]] = [
-            (acks.quarantine, "quarantine", lambda u: session.move(u, s.quarantine_folder))
-        ]
-        if s.ack == "move":
-            steps.append((acks.done, "move", lambda u: session.move(u, s.processed_folder)))
-        elif s.ack == "flag":
-            flags = f"\\Seen {self._keyword}"
-            steps.append((acks.done, "flag", lambda u: session.add_flags(u, flags)))
-        else:
-            steps.append((acks.done, "delete", session.delete))
-        for uids, how, action in steps:
-            if not uids:
-                continue
-            try:
-                await action(uids)
-            except ImapCommandError as exc:
-                # The tickets exist; the mail stays and will come back as DUPLICATE.
-                self._log.error("imap.ack_failed", how=how, uids=len(uids), error=str(exc))
-                for uid in uids:
-                    self._retry_later(uid)
-                continue
-            acked.extend(uids)
+    async def _acknowledge(self, session: ImapSession, acks: Acks) -> list[int]:
+        """Acknowledge on the server; mail whose acknowledgement failed is retried later."""
+        acked, failed = await acknowledge(session, self.settings, self._keyword, acks, self._log)
+        for uid in failed:
+            self._retry_later(uid)
         return acked
 
     async def _advance(self, acked: list[int]) -> None:

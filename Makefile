@@ -33,7 +33,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	bash scripts/test-servers.sh
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/imap_ingest.py
+	$(BIN)/python bench/hostile.py
 
 clean:
 	rm -rf $(VENV) servicedesk-data .pytest_cache .mypy_cache .ruff_cache

@@ -19,12 +19,13 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from classify.decision import Decision
-from ingest.conversation import hints
+from ingest.conversation import ThreadHints, hints
 from ingest.guards import automatic
 from ingest.latency import Histogram
 from ingest.mail import InboundMail
+from ingest.mime_limits import header_end
 from ingest.outcome import Action, Outcome, SourceRef
-from ingest.parse import ParseLimits, Unparseable, parse_mail
+from ingest.parse import Unparseable, parse_mail
 from ingest.quotes import strip_quoted
 from store import apply, intake
 from store.apply import DeskPolicy
@@ -61,6 +62,7 @@ class Job:
 
     received: Received
     mail: InboundMail | None = None
+    hints: ThreadHints | None = None
     thread: ThreadMatch | None = None
     decision: Decision | None = None
     trail: list[str] = field(default_factory=list)
@@ -79,13 +81,6 @@ class Desk:
     max_message_bytes: int
     processing_seconds: float = 20.0
     own_addresses: tuple[str, ...] = ()
-
-
-def inline_parser(limits: ParseLimits) -> Parser:
-    async def parse(raw: bytes) -> InboundMail | Unparseable:
-        return parse_mail(raw, limits)
-
-    return parse
 
 
 class Pipeline:
@@ -153,7 +148,8 @@ class Pipeline:
         size = len(job.received.raw)
         if size > self.desk.max_message_bytes:
             # Only the header block is read, to know whom to tell and whether they are a person.
-            headers = parse_mail(_header_block(job.received.raw) + b"\r\n\r\n")
+            end, _ = header_end(job.received.raw, 0, 256 * 1024)
+            headers = parse_mail(job.received.raw[:end] + b"\r\n")
             job.mail = None if isinstance(headers, Unparseable) else headers
             return Stop(
                 Action.QUARANTINED,
@@ -196,9 +192,9 @@ class Pipeline:
 
     async def find_thread(self, job: Job) -> Stop | None:
         assert job.mail is not None
-        found = hints(job.mail, self.desk.policy.address, self.desk.numbering.prefix)
+        job.hints = hints(job.mail, self.desk.policy.address, self.desk.numbering.prefix)
         async with self.sessions() as session:
-            job.thread = await find_thread(session, found)
+            job.thread = await find_thread(session, job.hints)
         if job.thread:
             job.trail.append(
                 f"thread: {self.desk.numbering.format(job.thread.ticket.id)} via {job.thread.via}"
@@ -225,11 +221,10 @@ class Pipeline:
             async with self._writing(), transaction(self.sessions) as session:
                 applied = None
                 linked = None
-                if job.thread is None:
+                if job.thread is None and job.hints is not None:
                     # Mails are handled a few at a time: the ticket this one
                     # answers may have been committed since the thread step.
-                    found = hints(mail, policy.address, self.desk.numbering.prefix)
-                    job.thread = await find_thread(session, found)
+                    job.thread = await find_thread(session, job.hints)
                 if job.thread is not None:
                     thread = await _reload(session, job.thread)
                     applied = await apply.continue_ticket(
@@ -309,15 +304,6 @@ class Pipeline:
             intake=intake_id,
         )
         return Outcome(stop.action, reason=stop.reason, intake_id=intake_id)
-
-
-def _header_block(raw: bytes, limit: int = 256 * 1024) -> bytes:
-    head = raw[:limit]
-    for separator in (b"\r\n\r\n", b"\n\n"):
-        end = head.find(separator)
-        if end != -1:
-            return head[:end]
-    return head
 
 
 async def _reload(session: AsyncSession, match: ThreadMatch) -> ThreadMatch:

@@ -43,7 +43,6 @@ from store.tickets import Numbering
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
-    from servicedesk.runtime import Runtime
 
 log = structlog.get_logger("servicedesk.notify")
 
@@ -294,8 +293,3 @@ async def _first_of(*events: asyncio.Event, seconds: float) -> None:
     finally:
         for waiter in waiters:
             waiter.cancel()
-
-
-def build_worker(runtime: Runtime, transport: Transport | None = None) -> OutboxWorker:
-    """The worker for a runtime: SMTP if ``smtp.host`` is set, else the ``sent/`` folder."""
-    return OutboxWorker(runtime.sessions, runtime.settings, runtime.secret_key, transport)

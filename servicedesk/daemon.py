@@ -90,9 +90,7 @@ class Daemon:
                     if lease is not None:
                         handled += await self._watcher(mailbox).drain_once()
         if "notify" in self.parts:
-            from servicedesk.runtime import build_outbox_worker
-
-            handled += await build_outbox_worker(self.runtime).drain_once()
+            handled += await self.runtime.outbox.drain_once()
             if self.runtime.settings.webhooks.urls:
                 handled += await WebhookWorker(
                     self.runtime.sessions, self.runtime.settings.webhooks
@@ -110,9 +108,7 @@ class Daemon:
             for mailbox in self.runtime.settings.all_mailboxes():
                 tasks.append(asyncio.create_task(self._lead_mailbox(mailbox)))
         if "notify" in self.parts:
-            from servicedesk.runtime import build_outbox_worker
-
-            tasks.append(asyncio.create_task(build_outbox_worker(self.runtime).run(self.stop)))
+            tasks.append(asyncio.create_task(self.runtime.outbox.run(self.stop)))
             if self.runtime.settings.webhooks.urls:
                 hooks = WebhookWorker(self.runtime.sessions, self.runtime.settings.webhooks)
                 tasks.append(asyncio.create_task(hooks.run(self.stop)))

@@ -30,13 +30,7 @@ async def _ingest_samples(runtime: Runtime) -> Counter[str]:
 
 async def _send_replies(runtime: Runtime) -> int:
     """Drain the outbox into the local folder (or SMTP, if one is configured)."""
-    try:
-        from notify.worker import build_worker
-    except ImportError:
-        return -1
-    worker = build_worker(runtime)
-    sent: int = await worker.drain_once()
-    return sent
+    return await runtime.outbox.drain_once()
 
 
 def _table(tickets: list[Ticket], runtime: Runtime) -> str:
@@ -67,10 +61,7 @@ async def run_demo(settings: Settings) -> int:
         print(_table(tickets, runtime))
     where = settings.smtp.host or f"{settings.data_dir}/sent/"
     print()
-    if sent >= 0:
-        print(f"Replies: {sent} sent now; outgoing mail is in {where}")
-    else:
-        print(f"Replies: queued in the outbox; they will be written to {where}")
+    print(f"Replies: {sent} sent now; outgoing mail is in {where}")
     print(
         f"Status pages: run `servicedesk run` and open the tracking link of a reply "
         f"({settings.web.base_url}/t/<token>)."

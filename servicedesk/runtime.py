@@ -65,8 +65,7 @@ def build_classifier(settings: Settings, holder: RulesHolder) -> Classifier:
     return classify
 
 
-def build_desk(settings: Settings, secret_key: bytes) -> Desk:
-    numbering = Numbering(settings.tickets.prefix, settings.tickets.digits)
+def build_desk(settings: Settings, secret_key: bytes, numbering: Numbering) -> Desk:
     policy = DeskPolicy(
         address=settings.smtp.from_address.lower(),
         secret_key=secret_key,
@@ -88,11 +87,6 @@ def own_addresses(settings: Settings) -> tuple[str, ...]:
     found = [settings.smtp.from_address.lower()]
     found += [m.user.lower() for m in settings.all_mailboxes() if "@" in m.user]
     return tuple(dict.fromkeys(found))
-
-
-def build_outbox_worker(runtime: Runtime) -> OutboxWorker:
-    """The runtime's one outbox worker (the pipeline wakes it after each commit)."""
-    return runtime.outbox
 
 
 @asynccontextmanager
@@ -122,7 +116,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         key = load_or_create_key(
             settings.web.secret_key, settings.web.secret_key_file, settings.data_dir
         )
-        desk = build_desk(settings, key)
+        desk = build_desk(settings, key, numbering)
         outbox = OutboxWorker(sessions, settings, key, own_addresses=desk.own_addresses)
         pipeline = Pipeline(
             sessions, desk, build_classifier(settings, holder), parser,

@@ -199,3 +199,18 @@ async def test_database_gone_defers_and_stores_nothing(
         outcome = await runtime.pipeline.process(make_mail(), src())
     assert outcome.action is Action.DEFERRED
     assert not outcome.action.acknowledged
+
+
+async def test_oversize_mail_from_a_person_gets_a_short_rejection(
+    db_url: str, make_settings: Callable[..., Settings]
+) -> None:
+    settings = make_settings(db_url, limits={"max_message_bytes": 2048})
+    async with open_runtime(settings) as runtime:
+        await runtime.pipeline.process(make_mail(body="x" * 5000), src("person"))
+        auto = make_mail(
+            body="y" * 5000, message_id="m9@x", extra="Auto-Submitted: auto-generated\r\n"
+        )
+        await runtime.pipeline.process(auto, src("machine"))
+        async with runtime.sessions() as session:
+            rows = (await session.execute(select(Outbox.template, Outbox.recipient))).all()
+    assert [tuple(r) for r in rows] == [("rejected", "maija@eksote.fi")]

@@ -79,7 +79,8 @@ async def test_unknown_guessed_revoked_and_numbers_all_get_the_same_404(served: 
     created = await ingest(served.runtime, mail())
     reference = await served.client.get("/t/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
     assert reference.status_code == 404
-    wrong = created.token[:-1] + ("A" if created.token[-1] != "A" else "B")
+    # Tokens are case-insensitive base32, so a wrong one must differ in more than case.
+    wrong = created.token[:-1] + ("2" if created.token[-1] != "2" else "3")
     probes = ["/t/SD-000001", "/t/1", "/t/000001", f"/t/{wrong}", f"/t/{created.token}x",
               "/t/" + "A" * 200, "/t/%00", "/tickets/1", "/t/"]  # fmt: skip
     for path in probes:

@@ -42,13 +42,31 @@ _GRADATION = frozenset(
 
 def fold(text: str) -> str:
     """Drop accents so ``tyotodistus`` typed on a foreign keyboard meets ``työtodistus``."""
+    if text.isascii():
+        return text
+    if len(text) <= 64:
+        return _fold_word(text)
+    return _fold(text)
+
+
+def _fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+# Words repeat endlessly across mails; folding one is a Unicode decomposition.
+_fold_word = lru_cache(maxsize=200_000)(_fold)
 
 
 def tokens(text: str) -> list[str]:
     """Lower-cased words in order; casefold also maps ß and similar safely."""
     return [match.group(0).casefold() for match in _TOKEN.finditer(text)]
+
+
+@lru_cache(maxsize=200_000)
+def folded_forms(word: str) -> tuple[tuple[str, str], ...]:
+    """Each form of the word with its accent-folded spelling, as the index stores them."""
+    return tuple((form, fold(form)) for form in forms(word))
 
 
 @lru_cache(maxsize=200_000)
@@ -115,13 +133,8 @@ class FieldIndex:
         joined = " ".join(words)
         index.joined = f" {joined} "
         index.joined_folded = f" {fold(joined)} "
-        seen: set[tuple[str, int]] = set()
         for position, word in enumerate(words):
-            for form in forms(word):
-                if (form, position) in seen:
-                    continue
-                seen.add((form, position))
-                folded = fold(form)
+            for form, folded in folded_forms(word):  # distinct forms: no duplicate entries
                 entry = Entry(form, folded, position)
                 if len(folded) >= _BUCKET:
                     index.buckets.setdefault(folded[:_BUCKET], []).append(entry)

@@ -36,10 +36,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from classify.router import Routed, Router
 from ingest.mail import InboundMail
 from ingest.parse import ParseLimits, Unparseable, parse_mail
 
-Result = InboundMail | Unparseable
+Result = InboundMail | Unparseable | Routed
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -64,20 +65,40 @@ def _rss() -> int:
 ParseFunc = Callable[[bytes, ParseLimits], Result]
 
 
+# Frames from the daemon come in pairs, a tag and its payload, so no byte of
+# a mail can ever be mistaken for an instruction. An empty tag means stop.
+_MAIL = b"m"
+_ROUTER = b"r"
+
+
+def _route(result: Result, router: Router | None) -> Result:
+    if router is None or not isinstance(result, InboundMail):
+        return result
+    try:
+        return Routed(result, router.route(result))
+    except Exception:  # the daemon classifies it again and reports the error with the mail
+        return result
+
+
 def _serve(conn: Connection, limits: ParseLimits, max_bytes: int, func: ParseFunc) -> None:
     """Worker main loop: raw bytes in, pickled result and resident size out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when we stop
     if max_bytes > 0:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+    router: Router | None = None
     while True:
         try:
+            tag = conn.recv_bytes()
+            if not tag:
+                return
             raw = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        if not raw:
-            return  # an empty frame is the stop request; empty mail never gets here
-        result: Result = func(raw, limits)
+        if tag == _ROUTER:
+            router = pickle.loads(raw)  # our own object, from the daemon that started us
+            continue
+        result: Result = _route(func(raw, limits), router)
         del raw
         try:
             payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
@@ -109,10 +130,20 @@ class _Worker:
         self.conn: Connection = parent
         self.rss = 0
         self.jobs = 0
+        self.router_version = ""
 
-    def call(self, raw: bytes) -> Result:
-        """Blocking round trip; runs in a thread so the loop stays free."""
+    def call(self, raw: bytes, router: tuple[str, bytes] | None = None) -> Result:
+        """Blocking round trip; runs in a thread so the loop stays free.
+
+        ``router`` is (version, pickled Router): sent only when this worker
+        has not seen that version yet.
+        """
         try:
+            if router is not None and router[0] != self.router_version:
+                self.conn.send_bytes(_ROUTER)
+                self.conn.send_bytes(router[1])
+                self.router_version = router[0]
+            self.conn.send_bytes(_MAIL)
             self.conn.send_bytes(raw)
             payload = self.conn.recv_bytes()
             self.rss = int(self.conn.recv())
@@ -141,7 +172,7 @@ class _Worker:
 
 def _context() -> Any:
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["ingest.parse"])
+    ctx.set_forkserver_preload(["ingest.parse", "classify.router"])
     return ctx
 
 
@@ -157,8 +188,12 @@ class BudgetParser:
         limits: ParseLimits,
         budget: BudgetSettings | None = None,
         func: ParseFunc = parse_mail,
+        router: Callable[[], Router] | None = None,
     ) -> None:
+        """``router`` gives the routing live now; with it, workers classify too."""
         self.limits = limits
+        self.router = router
+        self._router_frame: tuple[str, bytes] | None = None
         self.func = func  # module-level, so workers can import it (tests inject slow ones)
         self.budget = budget or BudgetSettings()
         self.size = self.budget.workers or max(1, len(os.sched_getaffinity(0)))
@@ -176,7 +211,7 @@ class BudgetParser:
         async with self._slots:
             loop = asyncio.get_running_loop()
             worker = self._idle.pop() if self._idle else await self._spawn()
-            job = loop.run_in_executor(self._threads, worker.call, raw)
+            job = loop.run_in_executor(self._threads, worker.call, raw, self._router_now())
             try:
                 result = await asyncio.wait_for(asyncio.shield(job), self.budget.seconds)
             except TimeoutError:
@@ -191,6 +226,14 @@ class BudgetParser:
                 raise
             self._release(worker)
             return result
+
+    def _router_now(self) -> tuple[str, bytes] | None:
+        if self.router is None:
+            return None
+        router = self.router()
+        if self._router_frame is None or self._router_frame[0] != router.version:
+            self._router_frame = (router.version, pickle.dumps(router, pickle.HIGHEST_PROTOCOL))
+        return self._router_frame
 
     async def _spawn(self) -> _Worker:
         loop = asyncio.get_running_loop()
@@ -229,7 +272,12 @@ class BudgetParser:
 
 
 def make_budget_parser(
-    limits: ParseLimits, seconds: float, workers: int = 0, **budget: Any
+    limits: ParseLimits,
+    seconds: float,
+    workers: int = 0,
+    router: Callable[[], Router] | None = None,
+    **budget: Any,
 ) -> BudgetParser:
     """The wiring entry point: ``Pipeline(..., parser=make_budget_parser(...))``."""
-    return BudgetParser(limits, BudgetSettings(seconds=seconds, workers=workers, **budget))
+    settings = BudgetSettings(seconds=seconds, workers=workers, **budget)
+    return BudgetParser(limits, settings, router=router)

@@ -6,7 +6,7 @@ so tests can run several side by side (SQLite and PostgreSQL at once).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from classify.decide import decide
 from classify.decision import Decision
 from classify.reload import RulesHolder
+from classify.router import Router
 from ingest.budget import make_budget_parser
 from ingest.mail import InboundMail
 from ingest.parse import ParseLimits
@@ -24,7 +25,7 @@ from notify.worker import OutboxWorker
 from servicedesk.settings import Settings
 from store import migrate, webhooks
 from store.apply import DeskPolicy
-from store.db import create_engine, is_sqlite, session_factory
+from store.db import create_engine, session_factory
 from store.tickets import AttachmentStore, Numbering
 from store.tokens import load_or_create_key
 
@@ -52,6 +53,21 @@ def parse_limits(settings: Settings) -> ParseLimits:
         max_parts=limits.max_parts,
         max_depth=limits.max_depth,
     )
+
+
+def build_router(settings: Settings, holder: RulesHolder) -> Callable[[], Router]:
+    """The routing live now, for the parse workers (one Router per rules version)."""
+    domains = settings.domain_map()
+    language = settings.notify.default_language
+    made: list[Router] = []
+
+    def router() -> Router:
+        rules = holder.rules
+        if not made or made[0].rules is not rules:
+            made[:] = [Router(rules, domains, language)]
+        return made[0]
+
+    return router
 
 
 def build_classifier(settings: Settings, holder: RulesHolder) -> Classifier:
@@ -102,6 +118,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         workers=limits.parse_workers,
         max_worker_bytes=limits.parse_worker_max_bytes,
         recycle_rss_bytes=limits.parse_worker_recycle_bytes,
+        router=build_router(settings, holder),
     )
     try:
         if settings.database.auto_migrate:
@@ -120,7 +137,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         outbox = OutboxWorker(sessions, settings, key, own_addresses=desk.own_addresses)
         pipeline = Pipeline(
             sessions, desk, build_classifier(settings, holder), parser,
-            on_commit=outbox.wake, serial_writes=is_sqlite(engine),
+            on_commit=outbox.wake,
         )  # fmt: skip
         yield Runtime(settings, engine, sessions, key, desk.numbering, pipeline, holder, outbox)
     finally:

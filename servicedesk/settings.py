@@ -95,8 +95,9 @@ class ImapSettings(_Server):
     idle_renew_seconds: float = Field(default=25 * 60, gt=0, le=29 * 60)
     poll_seconds: float = Field(default=60.0, gt=0)
     batch_size: int = Field(default=50, ge=1, le=1000)
-    # Mails in hand at once: parsing of one overlaps the commit of another.
-    concurrency: int = Field(default=4, ge=1, le=64)
+    # Mails of a fetched batch in hand at once: the parse workers stay busy
+    # while finished mails are committed together (see ingest.writer).
+    concurrency: int = Field(default=32, ge=1, le=256)
     unhealthy_after_failures: int = Field(default=5, ge=1)
 
 

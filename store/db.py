@@ -56,6 +56,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(connection: Any) -> None:
+    """``BEGIN IMMEDIATE`` for the intake writer: it takes SQLite's one write
+    lock (waiting its turn) before its first read, so what it reads cannot go
+    stale under it and the ids it reserves (store.ids) are its own. Other
+    transactions keep the driver's default: reads outside a transaction, a
+    deferred BEGIN just before the first write."""
+    if connection.get_execution_options().get(WRITER_OPTION, False):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+WRITER_OPTION = "servicedesk_writer"
+
+
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
     parsed = async_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -65,6 +78,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncE
         # pragmas) costs more than most of our statements.
         engine = create_async_engine(parsed, echo=echo, pool_size=pool_size, max_overflow=pool_size)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(
         parsed, echo=echo, pool_size=pool_size, pool_pre_ping=True, max_overflow=pool_size
@@ -80,8 +94,14 @@ def session_factory(
 
 @asynccontextmanager
 async def transaction(
-    sessions: async_sessionmaker[AsyncSession],
+    sessions: async_sessionmaker[AsyncSession], *, writer: bool = False
 ) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commit on success, roll back on any error."""
+    """One unit of work: commit on success, roll back on any error.
+
+    ``writer`` takes the database's write lock at once on SQLite (see
+    ``_sqlite_begin``); on PostgreSQL rows are locked as they are written.
+    """
     async with sessions() as session, session.begin():
+        if writer:
+            await session.connection(execution_options={WRITER_OPTION: True})
         yield session

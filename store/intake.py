@@ -42,13 +42,39 @@ async def find_existing(session: AsyncSession, dedup_key: str, source_key: str) 
     return result.scalar_one_or_none()
 
 
-async def store_raw(session: AsyncSession, received: Received) -> None:
-    """Insert the raw bytes once; a second copy of the same bytes is a no-op."""
-    values = {"sha256": received.sha256, "size": len(received.raw), "data": received.raw}
+async def store_raw(session: AsyncSession, *received: Received) -> None:
+    """Insert raw bytes once per content; a second copy of the same bytes is a no-op."""
+    rows = list(
+        {
+            r.sha256: {"sha256": r.sha256, "size": len(r.raw), "data": r.raw} for r in received
+        }.values()
+    )
+    if not rows:
+        return
     dialect = session.bind.dialect.name if session.bind else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(RawMessage).values(**values).on_conflict_do_nothing()
-    await session.execute(statement)
+    await session.execute(insert(RawMessage).on_conflict_do_nothing(), rows)
+
+
+def new_row(
+    received: Received,
+    dedup_key: str,
+    action: str,
+    reason: str = "",
+    ticket_id: int | None = None,
+) -> Intake:
+    """The intake row alone; its raw bytes must be stored in the same transaction."""
+    return Intake(
+        dedup_key=dedup_key,
+        source_key=received.source.key or None,
+        source_kind=received.source.kind,
+        source_name=received.source.name[:1000],
+        raw_sha256=received.sha256,
+        action=action,
+        reason=reason[:2000],
+        ticket_id=ticket_id,
+        quarantine_state="held" if action == "quarantined" else "",
+    )
 
 
 async def record(
@@ -60,20 +86,26 @@ async def record(
     ticket_id: int | None = None,
 ) -> Intake:
     await store_raw(session, received)
-    row = Intake(
-        dedup_key=dedup_key,
-        source_key=received.source.key or None,
-        source_kind=received.source.kind,
-        source_name=received.source.name[:1000],
-        raw_sha256=received.sha256,
-        action=action,
-        reason=reason[:2000],
-        ticket_id=ticket_id,
-        quarantine_state="held" if action == "quarantined" else "",
-    )
+    row = new_row(received, dedup_key, action, reason, ticket_id)
     session.add(row)
     await session.flush()
     return row
+
+
+async def find_many(
+    session: AsyncSession, dedup_keys: list[str], source_keys: list[str]
+) -> tuple[dict[str, Intake], dict[str, Intake]]:
+    """Earlier intake rows of a group of mails: by dedup key, and by source key."""
+    conditions = [Intake.dedup_key.in_(dedup_keys)]
+    if source_keys:
+        conditions.append(Intake.source_key.in_(source_keys))
+    by_dedup: dict[str, Intake] = {}
+    by_source: dict[str, Intake] = {}
+    for row in (await session.scalars(select(Intake).where(or_(*conditions)))).all():
+        by_dedup[row.dedup_key] = row
+        if row.source_key:
+            by_source[row.source_key] = row
+    return by_dedup, by_source
 
 
 async def raw_bytes(session: AsyncSession, sha256: str) -> bytes | None:

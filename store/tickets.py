@@ -8,6 +8,7 @@ together or not at all.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,20 +48,18 @@ def _addresses(items: tuple[Address, ...]) -> list[str]:
     return [a.email for a in items]
 
 
-async def add_message(
-    session: AsyncSession,
-    ticket: Ticket,
+def new_message(
+    ticket_id: int,
     mail: InboundMail,
     *,
     intake_id: int | None,
     text: str,
     visibility: str = "public",
     verified: bool = True,
-    attachments: AttachmentStore | None = None,
 ) -> Message:
-
-    message = Message(
-        ticket_id=ticket.id,
+    """The row for one received mail; the caller adds it (alone or with a group)."""
+    return Message(
+        ticket_id=ticket_id,
         intake_id=intake_id,
         direction="in",
         visibility=visibility,
@@ -78,40 +77,112 @@ async def add_message(
         html=mail.safe_html,
         verified=verified,
     )
-    session.add(message)
-    await session.flush()
+
+
+def attachment_rows(
+    message: Message,
+    mail: InboundMail,
+    store: AttachmentStore | None,
+    ids: Iterator[int] | None = None,
+) -> list[models.Attachment]:
+    """Rows describing a message's attachments; ``store_attachments`` keeps the bytes."""
+    rows = []
     for item in mail.attachments:
-        digest = hashlib.sha256(item.data).hexdigest()
-        storage = "dropped" if item.dropped_reason else (attachments.mode if attachments else "db")
-        if storage == "disk" and attachments is not None:
-            target = attachments.path_for(digest)
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                partial = target.with_suffix(".part")
-                partial.write_bytes(item.data)
-                partial.replace(target)
-        elif storage == "db" and await session.get(models.Blob, digest) is None:
-            session.add(models.Blob(sha256=digest, data=item.data))
-        session.add(
+        storage = "dropped" if item.dropped_reason else (store.mode if store else "db")
+        rows.append(
             models.Attachment(
+                id=next(ids) if ids is not None else None,
                 message_id=message.id,
                 filename=item.filename,
                 content_type=item.content_type,
                 size=item.size,
-                sha256=digest,
+                sha256=_digest(item.data),
                 inline=item.inline,
                 content_id=item.content_id,
                 storage=storage,
                 dropped_reason=item.dropped_reason,
             )
         )
+    return rows
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def store_attachments(
+    session: AsyncSession, mail: InboundMail, store: AttachmentStore | None
+) -> None:
+    """Attachment bytes to disk or the blobs table, once per content."""
+    for item in mail.attachments:
+        if item.dropped_reason:
+            continue
+        digest = _digest(item.data)
+        if store is not None and store.mode == "disk":
+            target = store.path_for(digest)
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                partial = target.with_suffix(".part")
+                partial.write_bytes(item.data)
+                partial.replace(target)
+        elif await session.get(models.Blob, digest) is None:
+            session.add(models.Blob(sha256=digest, data=item.data))
+
+
+async def add_attachments(
+    session: AsyncSession, message: Message, mail: InboundMail, store: AttachmentStore | None
+) -> None:
+    await store_attachments(session, mail, store)
+    session.add_all(attachment_rows(message, mail, store))
+
+
+async def add_message(
+    session: AsyncSession,
+    ticket: Ticket,
+    mail: InboundMail,
+    *,
+    intake_id: int | None,
+    text: str,
+    visibility: str = "public",
+    verified: bool = True,
+    attachments: AttachmentStore | None = None,
+) -> Message:
+    message = new_message(
+        ticket.id, mail, intake_id=intake_id, text=text, visibility=visibility, verified=verified
+    )
+    session.add(message)
+    await session.flush()
+    await add_attachments(session, message, mail, attachments)
     return message
+
+
+def new_participants(
+    ticket_id: int, mail: InboundMail, desk: str, existing: set[str]
+) -> list[Participant]:
+    """Requester plus everyone copied in, except the desk's own addresses and ``existing``."""
+    people: list[tuple[Address, str]] = []
+    if mail.sender:
+        people.append((mail.sender, "requester"))
+    people += [(a, "cc") for a in mail.recipients]
+    desk_local, _, desk_domain = desk.lower().partition("@")
+    rows = []
+    for address, role in people:
+        if address.domain == desk_domain and address.local.split("+")[0] == desk_local:
+            continue
+        if address.email in existing:
+            continue
+        existing.add(address.email)
+        rows.append(
+            Participant(
+                ticket_id=ticket_id, email=address.email, name=address.name[:320], role=role
+            )
+        )
+    return rows
 
 
 async def add_participants(
     session: AsyncSession, ticket: Ticket, mail: InboundMail, desk: str
 ) -> None:
-    """Requester plus everyone copied in, except the desk's own addresses."""
     existing = set(
         (
             await session.scalars(
@@ -119,34 +190,15 @@ async def add_participants(
             )
         ).all()
     )
-    people: list[tuple[Address, str]] = []
-    if mail.sender:
-        people.append((mail.sender, "requester"))
-    people += [(a, "cc") for a in mail.recipients]
-    desk_local, _, desk_domain = desk.lower().partition("@")
-    for address, role in people:
-        if address.domain == desk_domain and address.local.split("+")[0] == desk_local:
-            continue
-        if address.email in existing:
-            continue
-        existing.add(address.email)
-        session.add(
-            Participant(
-                ticket_id=ticket.id, email=address.email, name=address.name[:320], role=role
-            )
-        )
+    session.add_all(new_participants(ticket.id, mail, desk, existing))
     await session.flush()
 
 
-async def create_ticket(
-    session: AsyncSession,
-    mail: InboundMail,
-    decision: Decision,
-    *,
-    linked_ticket_id: int | None = None,
+def new_ticket(
+    mail: InboundMail, decision: Decision, *, linked_ticket_id: int | None = None
 ) -> Ticket:
     sender = mail.sender
-    ticket = Ticket(
+    return Ticket(
         subject=mail.subject[:2000] or "(no subject)",
         status="new",
         category=decision.category,
@@ -163,9 +215,29 @@ async def create_ticket(
         suppress_reply=decision.suppress_reply,
         linked_ticket_id=linked_ticket_id,
     )
-    session.add(ticket)
-    await session.flush()
-    return ticket
+
+
+def new_event(
+    ticket_id: int,
+    kind: str,
+    *,
+    actor: str = "system",
+    public: bool = True,
+    old: str = "",
+    new: str = "",
+    message_id: int | None = None,
+    data: dict[str, object] | None = None,
+) -> Event:
+    return Event(
+        ticket_id=ticket_id,
+        kind=kind,
+        actor=actor,
+        public=public,
+        old=old,
+        new=new,
+        message_id=message_id,
+        data=data or {},
+    )
 
 
 async def add_event(
@@ -180,16 +252,10 @@ async def add_event(
     message: Message | None = None,
     data: dict[str, object] | None = None,
 ) -> Event:
-    event = Event(
-        ticket_id=ticket.id,
-        kind=kind,
-        actor=actor,
-        public=public,
-        old=old,
-        new=new,
-        message_id=message.id if message else None,
-        data=data or {},
-    )
+    event = new_event(
+        ticket.id, kind, actor=actor, public=public, old=old, new=new,
+        message_id=message.id if message else None, data=data,
+    )  # fmt: skip
     session.add(event)
     await session.flush()
     return event

@@ -17,7 +17,7 @@ from notify.transport import FolderTransport, SmtpTransport
 from notify.worker import OutboxWorker, backoff
 from servicedesk.runtime import open_runtime
 from store.models import Outbox, utcnow
-from tests.notify.conftest import Desk, make_mail, route
+from tests.notify.conftest import Desk, make_mail, route_by_hand
 from tests.servers.ports import LOOPBACK, free_port
 
 pytestmark = pytest.mark.smtp
@@ -201,7 +201,7 @@ async def test_without_smtp_host_mail_goes_to_the_sent_folder(
 ) -> None:
     settings = make_settings(db_url)  # type: ignore[operator]
     async with open_runtime(settings) as runtime:
-        runtime.pipeline.classifier = route
+        route_by_hand(runtime)
         await runtime.pipeline.process(
             make_mail(), __import__("ingest.outcome").outcome.SourceRef("file", "x")
         )

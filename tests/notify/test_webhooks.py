@@ -68,7 +68,7 @@ def receiver() -> Iterator[Receiver]:
 
 def settings_with_hooks(make_settings: Callable[..., Settings], db_url: str, url: str) -> Settings:
     return make_settings(
-        db_url, webhooks={"urls": json.dumps([url]), "secret": SECRET, "backoff_seconds": 0.01}
+        db_url, webhooks={"urls": json.dumps([url]), "secret": SECRET, "backoff_seconds": 0.4}
     )
 
 
@@ -87,8 +87,9 @@ async def test_events_are_posted_signed_and_retried_once_delivered(
         async with runtime.sessions() as session:
             rows = (await session.scalars(select(Outbox).where(Outbox.kind == "webhook"))).all()
         assert len(rows) == 2 and first == 1
-        # Retry (the backoff is tiny in this test) delivers the other one.
-        await asyncio.sleep(0.1)
+        # Retry (after a backoff long enough that the first drain cannot
+        # reach it however slow the machine, short enough for a test).
+        await asyncio.sleep(0.7)
         assert await worker.drain_once() == 1
         assert await worker.drain_once() == 0
     events = [json.loads(body)["event"] for _, body in receiver.received]

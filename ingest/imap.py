@@ -235,7 +235,7 @@ class MailboxWatcher:
         handled = 0
         while not stop.is_set():
             uids = await self._offerable(session, attempted)
-            if not uids:
+            if not uids and not session.mail_arrived:
                 break
             handled += await self._process(session, uids, stop, attempted)
         return handled

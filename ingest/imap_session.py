@@ -69,6 +69,7 @@ class ImapSession:
         self._ignored = {cap.upper() for cap in ignore_capabilities}
         self._client: aioimaplib.IMAP4 | None = None
         self._lost = asyncio.Event()
+        self.mail_arrived = False  # the last UID SEARCH's answer announced new mail
         self.capabilities: frozenset[str] = frozenset()
 
     # -- connection ------------------------------------------------------------
@@ -231,6 +232,10 @@ class ImapSession:
         response = await self._checked(
             protocol.search(*criteria, charset=None, by_uid=True), "UID SEARCH"
         )
+        # New mail that arrived while the search ran is announced with its
+        # answer, after the results: the server will not announce it again in
+        # IDLE, so the caller must search once more before idling.
+        self.mail_arrived = _announces_mail(response.lines)
         return parse_search(response.lines)
 
     async def fetch_sizes(self, uids: Sequence[int]) -> dict[int, int]:

@@ -105,6 +105,7 @@ class Daemon:
         scheduler.start()
         tasks: list[asyncio.Task[None]] = []
         if "ingest" in self.parts:
+            tasks.append(asyncio.create_task(self.runtime.parser.warm_up()))
             for mailbox in self.runtime.settings.all_mailboxes():
                 tasks.append(asyncio.create_task(self._lead_mailbox(mailbox)))
         if "notify" in self.parts:

@@ -17,7 +17,7 @@ from classify.decide import decide
 from classify.decision import Decision
 from classify.reload import RulesHolder
 from classify.router import Router
-from ingest.budget import make_budget_parser
+from ingest.budget import BudgetParser, make_budget_parser
 from ingest.mail import InboundMail
 from ingest.parse import ParseLimits
 from ingest.pipeline import Classifier, Desk, Pipeline
@@ -40,6 +40,7 @@ class Runtime:
     pipeline: Pipeline
     rules: RulesHolder
     outbox: OutboxWorker
+    parser: BudgetParser
 
 
 def parse_limits(settings: Settings) -> ParseLimits:
@@ -139,7 +140,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             sessions, desk, build_classifier(settings, holder), parser,
             on_commit=outbox.wake,
         )  # fmt: skip
-        yield Runtime(settings, engine, sessions, key, desk.numbering, pipeline, holder, outbox)
+        yield Runtime(
+            settings, engine, sessions, key, desk.numbering, pipeline, holder, outbox, parser
+        )
     finally:
         await parser.aclose()
         await engine.dispose()

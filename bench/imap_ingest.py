@@ -111,10 +111,16 @@ async def drain_rate(mailbox: TestMailbox, db_url: str, data: Path, count: int) 
     return count / elapsed
 
 
-async def baseline_rate(mailbox: TestMailbox, count: int, batch: int = 50) -> float:
+async def baseline_rate(
+    mailbox: TestMailbox, count: int, batch: int = 50, *, move: bool = False
+) -> float:
+    """Fetch and parse in one process; with ``move`` also move each batch away,
+    as the daemon must (the server's share of acknowledging, nothing stored)."""
     mailbox.append_many([generated_mail(i) for i in range(count)])
     session = ImapSession(mailbox.settings())
     await session.open()
+    if move:
+        await session.ensure_folder("Processed")
     started = time.perf_counter()
     await session.select("INBOX")
     uids = await session.uid_search("ALL")
@@ -123,6 +129,8 @@ async def baseline_rate(mailbox: TestMailbox, count: int, batch: int = 50) -> fl
         for _uid, raw in await session.fetch_bodies(uids[start : start + batch]):
             mailparser.parse_from_bytes(raw)
             parsed += 1
+        if move:
+            await session.move(uids[start : start + batch], "Processed")
     elapsed = time.perf_counter() - started
     await session.logout()
     assert parsed == count
@@ -192,9 +200,11 @@ async def main(args: argparse.Namespace) -> None:
     try:
         n = args.mails
         base = await baseline_rate(TestMailbox(server), n)
+        moved = await baseline_rate(TestMailbox(server), n, move=True)
         sqlite = await drain_rate(TestMailbox(server), f"sqlite:///{root}/a.db", root / "a", n)
         pg = await drain_rate(TestMailbox(server), await fresh_pg(), root / "b", n)
         print(f"(b) baseline fetch+parse (nothing stored)  {base:8.1f} mails/s  ({n} mails)")
+        print(f"    baseline fetch+parse+UID MOVE           {moved:8.1f} mails/s  (the server's share of acknowledging)")
         print(f"(a) daemon --once, SQLite                  {sqlite:8.1f} mails/s")
         print(f"(a) daemon --once, PostgreSQL              {pg:8.1f} mails/s")
         print(

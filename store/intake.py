@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -56,15 +57,15 @@ async def store_raw(session: AsyncSession, *received: Received) -> None:
     await session.execute(insert(RawMessage).on_conflict_do_nothing(), rows)
 
 
-def new_row(
+def row_values(
     received: Received,
     dedup_key: str,
     action: str,
     reason: str = "",
     ticket_id: int | None = None,
-) -> Intake:
-    """The intake row alone; its raw bytes must be stored in the same transaction."""
-    return Intake(
+) -> dict[str, Any]:
+    """The intake row's columns; its raw bytes must be stored in the same transaction."""
+    return dict(
         dedup_key=dedup_key,
         source_key=received.source.key or None,
         source_kind=received.source.kind,
@@ -86,7 +87,7 @@ async def record(
     ticket_id: int | None = None,
 ) -> Intake:
     await store_raw(session, received)
-    row = new_row(received, dedup_key, action, reason, ticket_id)
+    row = Intake(**row_values(received, dedup_key, action, reason, ticket_id))
     session.add(row)
     await session.flush()
     return row

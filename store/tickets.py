@@ -8,10 +8,10 @@ together or not at all.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,7 +48,7 @@ def _addresses(items: tuple[Address, ...]) -> list[str]:
     return [a.email for a in items]
 
 
-def new_message(
+def message_values(
     ticket_id: int,
     mail: InboundMail,
     *,
@@ -56,9 +56,9 @@ def new_message(
     text: str,
     visibility: str = "public",
     verified: bool = True,
-) -> Message:
-    """The row for one received mail; the caller adds it (alone or with a group)."""
-    return Message(
+) -> dict[str, Any]:
+    """Column values of the row for one received mail (ORM object or bulk insert alike)."""
+    return dict(
         ticket_id=ticket_id,
         intake_id=intake_id,
         direction="in",
@@ -79,20 +79,31 @@ def new_message(
     )
 
 
-def attachment_rows(
-    message: Message,
+def new_message(
+    ticket_id: int,
     mail: InboundMail,
-    store: AttachmentStore | None,
-    ids: Iterator[int] | None = None,
-) -> list[models.Attachment]:
+    *,
+    intake_id: int | None,
+    text: str,
+    visibility: str = "public",
+    verified: bool = True,
+) -> Message:
+    values = message_values(
+        ticket_id, mail, intake_id=intake_id, text=text, visibility=visibility, verified=verified
+    )
+    return Message(**values)
+
+
+def attachment_values(
+    message_id: int, mail: InboundMail, store: AttachmentStore | None
+) -> list[dict[str, Any]]:
     """Rows describing a message's attachments; ``store_attachments`` keeps the bytes."""
     rows = []
     for item in mail.attachments:
         storage = "dropped" if item.dropped_reason else (store.mode if store else "db")
         rows.append(
-            models.Attachment(
-                id=next(ids) if ids is not None else None,
-                message_id=message.id,
+            dict(
+                message_id=message_id,
                 filename=item.filename,
                 content_type=item.content_type,
                 size=item.size,
@@ -133,7 +144,7 @@ async def add_attachments(
     session: AsyncSession, message: Message, mail: InboundMail, store: AttachmentStore | None
 ) -> None:
     await store_attachments(session, mail, store)
-    session.add_all(attachment_rows(message, mail, store))
+    session.add_all(models.Attachment(**v) for v in attachment_values(message.id, mail, store))
 
 
 async def add_message(
@@ -156,9 +167,9 @@ async def add_message(
     return message
 
 
-def new_participants(
+def participant_values(
     ticket_id: int, mail: InboundMail, desk: str, existing: set[str]
-) -> list[Participant]:
+) -> list[dict[str, Any]]:
     """Requester plus everyone copied in, except the desk's own addresses and ``existing``."""
     people: list[tuple[Address, str]] = []
     if mail.sender:
@@ -173,9 +184,7 @@ def new_participants(
             continue
         existing.add(address.email)
         rows.append(
-            Participant(
-                ticket_id=ticket_id, email=address.email, name=address.name[:320], role=role
-            )
+            dict(ticket_id=ticket_id, email=address.email, name=address.name[:320], role=role)
         )
     return rows
 
@@ -190,15 +199,15 @@ async def add_participants(
             )
         ).all()
     )
-    session.add_all(new_participants(ticket.id, mail, desk, existing))
+    session.add_all(Participant(**v) for v in participant_values(ticket.id, mail, desk, existing))
     await session.flush()
 
 
-def new_ticket(
+def ticket_values(
     mail: InboundMail, decision: Decision, *, linked_ticket_id: int | None = None
-) -> Ticket:
+) -> dict[str, Any]:
     sender = mail.sender
-    return Ticket(
+    return dict(
         subject=mail.subject[:2000] or "(no subject)",
         status="new",
         category=decision.category,

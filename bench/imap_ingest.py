@@ -204,7 +204,9 @@ async def main(args: argparse.Namespace) -> None:
         sqlite = await drain_rate(TestMailbox(server), f"sqlite:///{root}/a.db", root / "a", n)
         pg = await drain_rate(TestMailbox(server), await fresh_pg(), root / "b", n)
         print(f"(b) baseline fetch+parse (nothing stored)  {base:8.1f} mails/s  ({n} mails)")
-        print(f"    baseline fetch+parse+UID MOVE           {moved:8.1f} mails/s  (the server's share of acknowledging)")
+        print(
+            f"    baseline fetch+parse+UID MOVE           {moved:8.1f} mails/s  (the server's share of acknowledging)"
+        )
         print(f"(a) daemon --once, SQLite                  {sqlite:8.1f} mails/s")
         print(f"(a) daemon --once, PostgreSQL              {pg:8.1f} mails/s")
         print(

@@ -55,7 +55,10 @@ class Pipeline:
         self.desk = desk
         self.classifier = classifier
         self.parser = parser
-        self.writer = GroupWriter(sessions, desk, on_commit=on_commit)
+        self._upstream = 0  # mails in the steps, not yet handed to the writer
+        self.writer = GroupWriter(
+            sessions, desk, on_commit=on_commit, upstream=lambda: self._upstream
+        )
         # Mails are in hand several at a time and finish parsing in any order;
         # a reply must still be written after the mails offered before it.
         self._numbers = itertools.count()
@@ -91,6 +94,21 @@ class Pipeline:
             await self._handed_over.wait_for(lambda: min(self._in_hand) >= number)
 
     async def _process(self, raw: bytes, source: SourceRef, number: int) -> Outcome:
+        self._upstream += 1
+        try:
+            job, stop, bound = await self._steps(raw, source)
+        finally:
+            self._upstream -= 1
+        if isinstance(stop, Outcome):
+            return stop
+        if stop is None and job.may_thread:
+            await self._after_earlier_mails(number)
+        return await self.writer.write(job, stop, bound)
+
+    async def _steps(
+        self, raw: bytes, source: SourceRef
+    ) -> tuple[Job, Stop | Outcome | None, structlog.typing.FilteringBoundLogger]:
+        """Run the steps; an Outcome means done already (deferred), nothing to write."""
         job = Job(Received.of(raw, source))
         bound = log.bind(
             source=source.kind,
@@ -105,14 +123,13 @@ class Pipeline:
                     break
         except TRANSIENT as exc:
             bound.warning("ingest.deferred", error=f"{type(exc).__name__}: {exc}"[:300])
-            return Outcome(Action.DEFERRED, reason=f"temporary failure: {type(exc).__name__}")
+            reason = f"temporary failure: {type(exc).__name__}"
+            return job, Outcome(Action.DEFERRED, reason=reason), bound
         except Exception as exc:  # a bug must not stop intake: keep the mail, say why
             bound.exception("ingest.failed")
             reason = f"internal error: {type(exc).__name__}: {exc}"[:500]
             stop = Stop(Action.QUARANTINED, reason, kind="internal")
-        if stop is None and job.may_thread:
-            await self._after_earlier_mails(number)
-        return await self.writer.write(job, stop, bound)
+        return job, stop, bound
 
     # -- the steps, in order ------------------------------------------------
 

@@ -42,6 +42,10 @@ Logger = structlog.typing.FilteringBoundLogger
 TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError, asyncio.TimeoutError)
 
 MAX_GROUP = 100
+# How long the first mail of a group may wait for mails still being parsed
+# to join it. A lone mail never waits; a burst trades a few milliseconds for
+# groups several times larger (the write cost per mail falls with group size).
+GATHER_SECONDS = 0.05
 
 
 @dataclass(slots=True)
@@ -62,11 +66,15 @@ class GroupWriter:
         *,
         on_commit: Callable[[], None] | None = None,
         max_group: int = MAX_GROUP,
+        upstream: Callable[[], int] = lambda: 0,
     ) -> None:
+        """``upstream`` says how many mails are still in the steps before this one."""
         self.sessions = sessions
         self.desk = desk
         self.on_commit = on_commit
         self.max_group = max_group
+        self.upstream = upstream
+        self._arrived = asyncio.Event()
         self.groups = 0  # transactions committed: for tests and the benchmark
         self._queue: list[Entry] = []
         self._task: asyncio.Task[None] | None = None
@@ -74,6 +82,7 @@ class GroupWriter:
     async def write(self, job: Job, stop: Stop | None, log: Logger) -> Outcome:
         entry = Entry(job, stop, log, asyncio.get_running_loop().create_future())
         self._queue.append(entry)
+        self._arrived.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="servicedesk-writer")
         # Shielded: a caller cancelled at shutdown must not abandon a write
@@ -82,6 +91,7 @@ class GroupWriter:
 
     async def _run(self) -> None:
         while self._queue:
+            await self._gather()
             group, self._queue = self._queue[: self.max_group], self._queue[self.max_group :]
             try:
                 await self._write(group)
@@ -91,6 +101,19 @@ class GroupWriter:
                         entry.done.set_exception(exc)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
+
+    async def _gather(self) -> None:
+        """Let mails still being parsed join the group, for a moment at most."""
+        deadline = asyncio.get_running_loop().time() + GATHER_SECONDS
+        while len(self._queue) < self.max_group and self.upstream() > 0:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                return
 
     async def _write(self, group: list[Entry]) -> None:
         try:

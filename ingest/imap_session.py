@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import shlex
 import ssl
 from collections.abc import Awaitable, Collection, Sequence
 from pathlib import Path
@@ -145,14 +146,37 @@ class ImapSession:
     async def _login(self) -> None:
         protocol = self._protocol
         user = quote(self.settings.user)
-        if self.settings.oauth2_token_file:
-            token_file = Path(self.settings.oauth2_token_file)
-            token = (await asyncio.to_thread(token_file.read_text, encoding="utf-8")).strip()
-            response = await self._race(protocol.xoauth2(self.settings.user, token), "AUTHENTICATE")
+        if self.settings.oauth2_token_file or self.settings.oauth2_token_command:
+            token = await oauth2_token(self.settings)
+            response = await self._race(self._xoauth2(token), "AUTHENTICATE")
         else:
             response = await self._race(protocol.login(user, self.settings.secret()), "LOGIN")
         if response.result != "OK":
             raise ImapAuthError(f"login refused for {self.settings.user!r}: {_last_line(response)}")
+
+    async def _xoauth2(self, token: str) -> Any:
+        """AUTHENTICATE XOAUTH2, answering a refusal's error challenge.
+
+        A server that refuses the token sends ``+ <base64 JSON error>`` and
+        waits for an empty reply before its tagged NO (the XOAUTH2 protocol).
+        aioimaplib does not answer it, so an expired token would hang until
+        the timeout and look like a network fault instead of a refused login.
+        """
+        protocol = self._protocol
+        plain = protocol._continuation
+
+        def continuation(line: bytes) -> None:
+            pending = protocol.pending_sync_command
+            if pending is not None and pending.name == "AUTHENTICATE":
+                protocol.transport.write(b"\r\n")
+                return
+            plain(line)
+
+        protocol._continuation = continuation
+        try:
+            return await protocol.xoauth2(self.settings.user, token)
+        finally:
+            protocol._continuation = plain
 
     async def logout(self) -> None:
         """Polite goodbye; never raises, never takes longer than a couple of seconds."""
@@ -329,6 +353,38 @@ class ImapSession:
             lost.cancel()
         if self.lost and not stop.is_set():
             raise ImapConnectionError("connection lost while waiting to poll")
+
+
+async def oauth2_token(settings: ImapSettings) -> str:
+    """The current access token, from the configured file or command."""
+    if settings.oauth2_token_file:
+        path = Path(settings.oauth2_token_file)
+        try:
+            return (await asyncio.to_thread(path.read_text, encoding="utf-8")).strip()
+        except OSError as exc:
+            raise ImapAuthError(
+                f"cannot read imap.oauth2_token_file {path}: {exc.strerror}"
+            ) from exc
+    argv = shlex.split(settings.oauth2_token_command)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+    except OSError as exc:
+        raise ImapAuthError(f"cannot run imap.oauth2_token_command: {exc}") from exc
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), settings.timeout_seconds)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise ImapAuthError(
+            f"imap.oauth2_token_command gave no token within {settings.timeout_seconds:g} s"
+        ) from None
+    token = out.decode("utf-8", "replace").strip()
+    if process.returncode != 0 or not token:
+        why = err.decode("utf-8", "replace").strip()[:200] or "no output"
+        raise ImapAuthError(f"imap.oauth2_token_command failed (exit {process.returncode}): {why}")
+    return token
 
 
 def _announces_mail(lines: Any) -> bool:

@@ -85,7 +85,11 @@ class _Server(_Section):
 class ImapSettings(_Server):
     name: str = "main"
     port: int = Field(default=993, ge=1, le=65535)
+    # XOAUTH2 instead of a password: the access token is read from this file,
+    # or printed by this command (run at every login, no shell; for helpers
+    # that refresh short-lived tokens). Never logged.
     oauth2_token_file: str = ""
+    oauth2_token_command: str = ""
     folder: str = "INBOX"
     processed_folder: str = "Processed"
     quarantine_folder: str = "Quarantine"
@@ -99,6 +103,14 @@ class ImapSettings(_Server):
     # while finished mails are committed together (see ingest.writer).
     concurrency: int = Field(default=32, ge=1, le=256)
     unhealthy_after_failures: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> ImapSettings:
+        if self.oauth2_token_file and self.oauth2_token_command:
+            raise ValueError(
+                "imap.oauth2_token_file and imap.oauth2_token_command: set one, not both"
+            )
+        return self
 
 
 class SmtpSettings(_Server):

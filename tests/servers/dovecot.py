@@ -157,7 +157,7 @@ class DovecotServer:
             f"state_dir = {self.root}/state",
             f"log_path = {self.log_path}",
             f"listen = {LOOPBACK}",
-            "auth_mechanisms = plain login",
+            "auth_mechanisms = plain login xoauth2",  # XOAUTH2 token = the password
             # Tests count our own retry pacing; the server must not add its own.
             "auth_failure_delay = 0",
             f"default_internal_user = {internal}",

@@ -133,9 +133,11 @@ async def open_tickets(
             "reasons": list(item.decision.reasons),
             "notes": list(mail.notes),
         }
-        event = tickets.new_event(ticket_id, "created", message_id=message_id, data=data)
-        event.id = event_id
-        events.append(event)
+        events.append(
+            Event(
+                id=event_id, ticket_id=ticket_id, kind="created", message_id=message_id, data=data
+            )
+        )
         rows[Participant] += tickets.participant_values(ticket_id, mail, policy.address, set())
         rows[AccessToken] += token_values(ticket_id, policy.secret_key)
         rows[Attachment] += tickets.attachment_values(message_id, mail, policy.attachments)

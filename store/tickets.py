@@ -226,29 +226,6 @@ def ticket_values(
     )
 
 
-def new_event(
-    ticket_id: int,
-    kind: str,
-    *,
-    actor: str = "system",
-    public: bool = True,
-    old: str = "",
-    new: str = "",
-    message_id: int | None = None,
-    data: dict[str, object] | None = None,
-) -> Event:
-    return Event(
-        ticket_id=ticket_id,
-        kind=kind,
-        actor=actor,
-        public=public,
-        old=old,
-        new=new,
-        message_id=message_id,
-        data=data or {},
-    )
-
-
 async def add_event(
     session: AsyncSession,
     ticket: Ticket,
@@ -261,10 +238,16 @@ async def add_event(
     message: Message | None = None,
     data: dict[str, object] | None = None,
 ) -> Event:
-    event = new_event(
-        ticket.id, kind, actor=actor, public=public, old=old, new=new,
-        message_id=message.id if message else None, data=data,
-    )  # fmt: skip
+    event = Event(
+        ticket_id=ticket.id,
+        kind=kind,
+        actor=actor,
+        public=public,
+        old=old,
+        new=new,
+        message_id=message.id if message else None,
+        data=data or {},
+    )
     session.add(event)
     await session.flush()
     return event

@@ -117,7 +117,7 @@ class GroupWriter:
 
     async def _write(self, group: list[Entry]) -> None:
         try:
-            async with transaction(self.sessions) as session:
+            async with transaction(self.sessions, writer=True) as session:
                 outcomes = await self._apply(session, group)
         except TRANSIENT as exc:
             for entry in group:

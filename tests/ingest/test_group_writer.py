@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from ingest.outcome import Action, Outcome, SourceRef
-from servicedesk.runtime import Runtime
+from servicedesk.runtime import Runtime, open_runtime
 from store import apply, intake
 from store.models import AccessToken, Event, Intake, Message, Outbox, Participant, Ticket
 from tests.ingest.test_pipeline import count, make_mail
@@ -136,3 +136,24 @@ async def test_ids_continue_after_existing_rows(runtime: Runtime) -> None:
     )
     numbers = sorted([one.ticket or "", *(o.ticket or "" for o in burst)])
     assert numbers == [f"SD-{n:06d}" for n in range(1, 7)]
+
+
+async def test_two_processes_writing_bursts_at_once_never_share_an_id(
+    runtime: Runtime, db_url: str, make_settings: Any
+) -> None:
+    """Reserved ids come from sequences (PostgreSQL) or under the write lock (SQLite)."""
+    async with open_runtime(make_settings(db_url)) as other:
+
+        async def burst(rt: Runtime, name: str) -> list[Outcome]:
+            return await asyncio.gather(*(
+                rt.pipeline.process(make_mail(message_id=f"{name}{i}@eksote.fi"),
+                                    SourceRef("imap", name, f"{name}:1:{i}"))
+                for i in range(20)
+            ))  # fmt: skip
+
+        first, second = await asyncio.gather(burst(runtime, "a"), burst(other, "b"))
+    outcomes = first + second
+    assert [o.action for o in outcomes] == [Action.CREATED] * 40
+    assert len({o.ticket for o in outcomes}) == 40
+    assert await count(runtime, Ticket) == 40
+    assert await count(runtime, Message) == 40

@@ -167,7 +167,8 @@ class GroupWriter:
             [e.job.received.source.key for e in group if e.job.received.source.key],
         )
         outcomes: list[Outcome | None] = [None] * len(group)
-        seen: set[str] = set()
+        seen_keys: set[str] = set()
+        seen_sources: set[str] = set()
         waiting: list[tuple[int, NewTicket]] = []
 
         async def open_waiting() -> None:
@@ -187,10 +188,12 @@ class GroupWriter:
                 reason = f"already received as intake #{earlier.id} ({earlier.action})"
                 outcomes[index] = Outcome(Action.DUPLICATE, reason=reason)
                 continue
-            if job.dedup_key in seen or (source_key and source_key in seen):
+            if job.dedup_key in seen_keys or source_key in seen_sources:
                 outcomes[index] = Outcome(Action.DUPLICATE, reason="already received in this batch")
                 continue
-            seen.update(k for k in (job.dedup_key, source_key) if k)
+            seen_keys.add(job.dedup_key)
+            if source_key:
+                seen_sources.add(source_key)
             if entry.stop is not None:
                 outcomes[index] = await self._record_stop(session, job, entry.stop)
                 continue

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from classify.decide import decide
 from classify.decision import Decision
 from classify.reload import RulesHolder
 from classify.router import Router
@@ -71,13 +70,11 @@ def build_router(settings: Settings, holder: RulesHolder) -> Callable[[], Router
     return router
 
 
-def build_classifier(settings: Settings, holder: RulesHolder) -> Classifier:
-    """Route with whatever rules are live at the moment a mail is classified."""
-    domains = settings.domain_map()
-    language = settings.notify.default_language
+def build_classifier(router: Callable[[], Router]) -> Classifier:
+    """Route in this process, with the rules live now (for mail a worker did not route)."""
 
     def classify(mail: InboundMail) -> Decision:
-        return decide(mail, holder.rules, domains, language)
+        return router().route(mail)
 
     return classify
 
@@ -109,6 +106,7 @@ def own_addresses(settings: Settings) -> tuple[str, ...]:
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     holder = RulesHolder(settings.rules.path)
+    router = build_router(settings, holder)
     engine = create_engine(
         settings.database.url, echo=settings.database.echo, pool_size=settings.database.pool_size
     )
@@ -119,7 +117,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         workers=limits.parse_workers,
         max_worker_bytes=limits.parse_worker_max_bytes,
         recycle_rss_bytes=limits.parse_worker_recycle_bytes,
-        router=build_router(settings, holder),
+        router=router,
     )
     try:
         if settings.database.auto_migrate:
@@ -137,7 +135,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         desk = build_desk(settings, key, numbering)
         outbox = OutboxWorker(sessions, settings, key, own_addresses=desk.own_addresses)
         pipeline = Pipeline(
-            sessions, desk, build_classifier(settings, holder), parser,
+            sessions, desk, build_classifier(router), parser,
             on_commit=outbox.wake,
         )  # fmt: skip
         yield Runtime(

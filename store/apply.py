@@ -140,13 +140,13 @@ async def open_tickets(
         )
         rows[Participant] += tickets.participant_values(ticket_id, mail, policy.address, set())
         rows[AccessToken] += token_values(ticket_id, policy.secret_key)
-        rows[Attachment] += tickets.attachment_values(message_id, mail, policy.attachments)
+        attachments = tickets.attachment_values(message_id, mail, policy.attachments)
+        await tickets.store_attachments(session, mail, attachments, policy.attachments)
+        rows[Attachment] += attachments
         if not item.decision.suppress_reply and mail.sender is not None:
             rows[Outbox].append(dict(kind="mail", template="ack_new", ticket_id=ticket_id,
                                      event_id=event_id, recipient=mail.sender.email, payload={}))  # fmt: skip
         applied.append(Applied("created", ticket_id, why))
-    for item in items:
-        await tickets.store_attachments(session, item.mail, policy.attachments)
     for model in (Ticket, Intake, Message):
         await session.execute(_core_insert(model), rows[model])
     session.add_all(events)

@@ -42,10 +42,6 @@ def async_url(url: str) -> URL:
     return parsed
 
 
-def is_sqlite(engine: AsyncEngine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     """WAL lets the web side read while intake writes; FKs are off by default."""
     cursor = dbapi_connection.cursor()

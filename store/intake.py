@@ -35,14 +35,6 @@ class Received:
         return f"sha256:{self.sha256}"
 
 
-async def find_existing(session: AsyncSession, dedup_key: str, source_key: str) -> Intake | None:
-    conditions = [Intake.dedup_key == dedup_key]
-    if source_key:
-        conditions.append(Intake.source_key == source_key)
-    result = await session.execute(select(Intake).where(or_(*conditions)).limit(1))
-    return result.scalar_one_or_none()
-
-
 async def store_raw(session: AsyncSession, *received: Received) -> None:
     """Insert raw bytes once per content; a second copy of the same bytes is a no-op."""
     rows = list(

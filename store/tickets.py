@@ -79,21 +79,6 @@ def message_values(
     )
 
 
-def new_message(
-    ticket_id: int,
-    mail: InboundMail,
-    *,
-    intake_id: int | None,
-    text: str,
-    visibility: str = "public",
-    verified: bool = True,
-) -> Message:
-    values = message_values(
-        ticket_id, mail, intake_id=intake_id, text=text, visibility=visibility, verified=verified
-    )
-    return Message(**values)
-
-
 def attachment_values(
     message_id: int, mail: InboundMail, store: AttachmentStore | None
 ) -> list[dict[str, Any]]:
@@ -122,29 +107,35 @@ def _digest(data: bytes) -> str:
 
 
 async def store_attachments(
-    session: AsyncSession, mail: InboundMail, store: AttachmentStore | None
+    session: AsyncSession,
+    mail: InboundMail,
+    rows: list[dict[str, Any]],
+    store: AttachmentStore | None,
 ) -> None:
-    """Attachment bytes to disk or the blobs table, once per content."""
-    for item in mail.attachments:
-        if item.dropped_reason:
-            continue
-        digest = _digest(item.data)
-        if store is not None and store.mode == "disk":
+    """Attachment bytes to disk or the blobs table, once per content.
+
+    ``rows`` are the mail's ``attachment_values``: their digests and storage
+    decisions are reused, so a large attachment is hashed once.
+    """
+    for item, row in zip(mail.attachments, rows, strict=True):
+        digest = row["sha256"]
+        if row["storage"] == "disk" and store is not None:
             target = store.path_for(digest)
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 partial = target.with_suffix(".part")
                 partial.write_bytes(item.data)
                 partial.replace(target)
-        elif await session.get(models.Blob, digest) is None:
+        elif row["storage"] == "db" and await session.get(models.Blob, digest) is None:
             session.add(models.Blob(sha256=digest, data=item.data))
 
 
 async def add_attachments(
     session: AsyncSession, message: Message, mail: InboundMail, store: AttachmentStore | None
 ) -> None:
-    await store_attachments(session, mail, store)
-    session.add_all(models.Attachment(**v) for v in attachment_values(message.id, mail, store))
+    rows = attachment_values(message.id, mail, store)
+    await store_attachments(session, mail, rows, store)
+    session.add_all(models.Attachment(**v) for v in rows)
 
 
 async def add_message(
@@ -158,9 +149,10 @@ async def add_message(
     verified: bool = True,
     attachments: AttachmentStore | None = None,
 ) -> Message:
-    message = new_message(
+    values = message_values(
         ticket.id, mail, intake_id=intake_id, text=text, visibility=visibility, verified=verified
     )
+    message = Message(**values)
     session.add(message)
     await session.flush()
     await add_attachments(session, message, mail, attachments)

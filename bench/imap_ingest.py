@@ -7,7 +7,10 @@ shifts both sides of each ratio alike. Not a test: nothing here fails.
 
 (a) daemon ``--once`` drain throughput on SQLite and PostgreSQL;
 (b) baseline: aioimaplib fetch + mail-parser parse, nothing stored;
-(c) ratio a/b;
+(b2) the same work as the daemon minus storing and acknowledging: fetch,
+     servicedesk's own parse and routing, in one process;
+(c) ratios a/b and a/b2 (a/b2 above 1 means the daemon's second core pays
+    for more than its storage and acknowledgement);
 (d) with the daemon idling, APPEND-to-committed-ticket latency p50/p95/p99;
 (e) peak RSS of ``servicedesk run --once`` draining a backlog.
 """
@@ -25,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,10 +37,13 @@ sys.path.insert(0, str(ROOT))
 import mailparser  # noqa: E402
 import structlog  # noqa: E402
 
+from classify.reload import RulesHolder  # noqa: E402
 from ingest.imap_session import ImapSession  # noqa: E402
+from ingest.mail import InboundMail  # noqa: E402
 from ingest.outcome import Outcome, SourceRef  # noqa: E402
+from ingest.parse import ParseLimits, parse_mail  # noqa: E402
 from servicedesk.daemon import Daemon  # noqa: E402
-from servicedesk.runtime import open_runtime  # noqa: E402
+from servicedesk.runtime import build_router, open_runtime  # noqa: E402
 from servicedesk.settings import load_settings  # noqa: E402
 from tests.servers.dovecot import DovecotServer  # noqa: E402
 from tests.servers.mailbox import TestMailbox  # noqa: E402
@@ -111,8 +118,26 @@ async def drain_rate(mailbox: TestMailbox, db_url: str, data: Path, count: int) 
     return count / elapsed
 
 
+def same_work() -> Callable[[bytes], object]:
+    """Parse and route as a parse worker does, by the default rules."""
+    settings = load_settings(None, environ={})
+    router = build_router(settings, RulesHolder(settings.rules.path))()
+    limits = ParseLimits()
+
+    def handle(raw: bytes) -> object:
+        mail = parse_mail(raw, limits)
+        return router.route(mail) if isinstance(mail, InboundMail) else mail
+
+    return handle
+
+
 async def baseline_rate(
-    mailbox: TestMailbox, count: int, batch: int = 50, *, move: bool = False
+    mailbox: TestMailbox,
+    count: int,
+    batch: int = 50,
+    *,
+    move: bool = False,
+    handle: Callable[[bytes], object] = mailparser.parse_from_bytes,
 ) -> float:
     """Fetch and parse in one process; with ``move`` also move each batch away,
     as the daemon must (the server's share of acknowledging, nothing stored)."""
@@ -127,7 +152,7 @@ async def baseline_rate(
     parsed = 0
     for start in range(0, len(uids), batch):
         for _uid, raw in await session.fetch_bodies(uids[start : start + batch]):
-            mailparser.parse_from_bytes(raw)
+            handle(raw)
             parsed += 1
         if move:
             await session.move(uids[start : start + batch], "Processed")
@@ -199,12 +224,16 @@ async def main(args: argparse.Namespace) -> None:
     root = Path(tempfile.mkdtemp(prefix="sd-bench-"))
     try:
         n = args.mails
-        rounds: dict[str, list[float]] = {"base": [], "moved": [], "sqlite": [], "pg": []}
+        rounds: dict[str, list[float]] = {
+            "base": [], "moved": [], "same": [], "sqlite": [], "pg": []
+        }  # fmt: skip
+        handle = same_work()
         # Interleaved rounds, medians reported: a burst of noise on the shared
         # machine then hits one round of every figure, not one figure.
         for i in range(args.rounds):
             rounds["base"].append(await baseline_rate(TestMailbox(server), n))
             rounds["moved"].append(await baseline_rate(TestMailbox(server), n, move=True))
+            rounds["same"].append(await baseline_rate(TestMailbox(server), n, handle=handle))
             sqlite_url = f"sqlite:///{root}/a{i}.db"
             rounds["sqlite"].append(
                 await drain_rate(TestMailbox(server), sqlite_url, root / f"a{i}", n)
@@ -212,14 +241,17 @@ async def main(args: argparse.Namespace) -> None:
             rounds["pg"].append(
                 await drain_rate(TestMailbox(server), await fresh_pg(), root / f"b{i}", n)
             )
-        base, moved, sqlite, pg = (
-            statistics.median(rounds[k]) for k in ("base", "moved", "sqlite", "pg")
+        base, moved, same, sqlite, pg = (
+            statistics.median(rounds[k]) for k in ("base", "moved", "same", "sqlite", "pg")
         )
         spread = "  ".join(f"{k} {min(v):.0f}-{max(v):.0f}" for k, v in rounds.items())
         print(f"    medians of {args.rounds} interleaved rounds of {n} mails; ranges: {spread}")
         print(f"(b) baseline fetch+parse (nothing stored)  {base:8.1f} mails/s")
         print(
             f"    baseline fetch+parse+UID MOVE           {moved:8.1f} mails/s  (the server's share of acknowledging)"
+        )
+        print(
+            f"(b2) fetch+servicedesk parse+route, 1 process {same:5.1f} mails/s  (the daemon's work but storing)"
         )
         print(f"(a) daemon --once, SQLite                  {sqlite:8.1f} mails/s")
         print(f"(a) daemon --once, PostgreSQL              {pg:8.1f} mails/s")
@@ -228,6 +260,9 @@ async def main(args: argparse.Namespace) -> None:
         )
         print(
             f"    ratio against fetch+parse+MOVE: SQLite {sqlite / moved:.2f}   PostgreSQL {pg / moved:.2f}"
+        )
+        print(
+            f"(c) ratio against the same work in one process (a/b2): SQLite {sqlite / same:.2f}   PostgreSQL {pg / same:.2f}"
         )
         lat = await idle_latency(
             TestMailbox(server), f"sqlite:///{root}/c.db", root / "c", args.latency_mails, args.rate

@@ -4,46 +4,56 @@ One hostile mail (HTML that pins the CPU, a MIME bomb, a decoder bug) must not
 stall the loop that serves IMAP IDLE, SMTP and HTTP, nor the mails behind it.
 ``concurrent.futures.ProcessPoolExecutor`` cannot cancel a running task, and
 killing one of its processes breaks the whole pool; so this is a small pool of
-our own: each worker is one ``multiprocessing`` process with one pipe, used by
-one mail at a time. A mail over its wall-time budget gets its worker killed
-(SIGKILL) and replaced, and comes back as ``Unparseable`` with the reason, so
-the pipeline quarantines it and moves on.
+our own (the process side is ingest.parse_worker). A mail over its wall-time
+budget gets its worker killed (SIGKILL) and replaced, and comes back as
+``Unparseable`` with the reason, so the pipeline quarantines it and moves on.
+
+Each worker is driven by a feeder thread of its own that takes mails from one
+shared queue. The loop only queues a mail and receives its result; while a
+worker parses one mail, the next small one already waits in its pipe. When
+every hand-over went through the loop instead, a busy loop (writing a group
+of tickets) left the workers waiting: measured, each spent more than half
+of every round trip idle. A mail is only queued behind another in a pipe
+when no other feeder is free, so a hostile mail delays at most the one mail
+behind it, and that one is retried on a fresh worker when its neighbour is
+killed.
 
 Memory is bounded twice: each worker runs under an address-space rlimit (a
 mail that needs more gets ``MemoryError`` inside the worker, reported as
 unparseable), and a worker whose resident size has grown past
 ``recycle_rss_bytes`` after a job is retired, so fragmentation from one large
-mail never accumulates. Raw bytes go over the pipe with ``send_bytes`` (no
-pickling of the input; measured faster than a temp file, see bench/hostile.py).
-
-Workers are started with the ``forkserver`` method: forking the daemon itself
-(threads, sockets, an event loop) is unsafe, and ``spawn`` would re-import
-everything per worker. The fork server preloads the parser once.
+mail never accumulates.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import os
 import pickle
-import resource
-import signal
-import sys
 import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from typing import Any
 
-from classify.router import Routed, Router
-from ingest.mail import InboundMail
+from classify.router import Router
 from ingest.parse import ParseLimits, Unparseable, parse_mail
+from ingest.parse_worker import ParseFunc, Result, Worker, WorkerDied, context
 
-Result = InboundMail | Unparseable | Routed
-_PAGE = os.sysconf("SC_PAGE_SIZE")
+__all__ = ["BudgetParser", "BudgetSettings", "Result", "make_budget_parser"]
+
+# Mails in one worker's pipe at once: the one being parsed and the next.
+DEPTH = 2
+# Only a mail this small waits in a busy worker's pipe: it fits the socket
+# buffer, so sending it can never block while the worker is busy answering.
+PREFETCH_BYTES = 64 * 1024
+
+_WARM_UP_MAIL = (
+    b"From: warm-up@localhost\r\nTo: servicedesk@localhost\r\nSubject: Tulostin ei toimi\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n\r\nHei, salasana vanhentui. Kiitos!\r\n"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,152 +69,34 @@ class BudgetSettings:
     max_jobs_per_worker: int = 1000
 
 
-def _rss() -> int:
-    with open("/proc/self/statm", "rb") as statm:
-        return int(statm.read().split()[1]) * _PAGE
+@dataclass(eq=False, slots=True)
+class _Job:
+    raw: bytes
+    future: asyncio.Future[Result]
+    loop: asyncio.AbstractEventLoop
+    router: tuple[str, bytes] | None
+    slot: int | None = None  # only this feeder may take it (warm-up)
+    running_on: Worker | None = None  # set while a worker parses it (under the lock)
+    cancelled: bool = False
+
+    def settle(self, result: Result | BaseException) -> None:
+        """Hand the outcome to the loop; from a feeder thread."""
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            self.loop.call_soon_threadsafe(_settle, self.future, result)
+
+    def frame_bytes(self, worker: Worker) -> int:
+        router = self.router
+        extra = len(router[1]) if router is not None and router[0] != worker.router_version else 0
+        return len(self.raw) + extra
 
 
-ParseFunc = Callable[[bytes, ParseLimits], Result]
-
-
-# Frames from the daemon come in pairs, a tag and its payload, so no byte of
-# a mail can ever be mistaken for an instruction. An empty tag means stop.
-_MAIL = b"m"
-_ROUTER = b"r"
-_WARM_UP_MAIL = (
-    b"From: warm-up@localhost\r\nTo: servicedesk@localhost\r\nSubject: Tulostin ei toimi\r\n"
-    b"Content-Type: text/plain; charset=utf-8\r\n\r\nHei, salasana vanhentui. Kiitos!\r\n"
-)
-
-
-def _route(result: Result, router: Router | None) -> Result:
-    if router is None or not isinstance(result, InboundMail):
-        return result
-    try:
-        return Routed(result, router.route(result))
-    except Exception:  # the daemon classifies it again and reports the error with the mail
-        return result
-
-
-def _serve(conn: Connection, limits: ParseLimits, max_bytes: int, func: ParseFunc) -> None:
-    """Worker main loop: raw bytes in, pickled result and resident size out."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when we stop
-    if max_bytes > 0:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
-    router: Router | None = None
-    while True:
-        try:
-            tag = conn.recv_bytes()
-            if not tag:
-                return
-            raw = conn.recv_bytes()
-        except (EOFError, OSError):
-            return
-        if tag == _ROUTER:
-            router = pickle.loads(raw)  # our own object, from the daemon that started us
-            continue
-        result: Result = _route(func(raw, limits), router)
-        del raw
-        try:
-            payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-        except MemoryError:
-            payload = pickle.dumps(Unparseable("parsed mail too large to hand back"))
-        del result
-        conn.send_bytes(payload)
-        del payload
-        conn.send(_rss())
-
-
-class WorkerDied(Exception):
-    """The worker process ended in the middle of a mail."""
-
-
-_START_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _main_not_reimported() -> Iterator[None]:
-    """Start a worker without it importing the daemon's main script.
-
-    multiprocessing re-runs the parent's ``__main__`` file in every new
-    process. Under the ``servicedesk`` console script that is the whole
-    application (SQLAlchemy, Starlette, ...): measured 0.44 s of CPU and
-    hundreds of modules per worker, paid again at every recycle. Workers
-    need only what the fork server preloaded, so the path is hidden while
-    the process is started (``python -m servicedesk`` never had the cost).
-    """
-    main = sys.modules.get("__main__")
-    with _START_LOCK:
-        path = main.__dict__.pop("__file__", None) if main is not None else None
-        try:
-            yield
-        finally:
-            if path is not None and main is not None:
-                main.__file__ = path
-
-
-class _Worker:
-    """One process and its pipe; used by one mail at a time."""
-
-    def __init__(self, ctx: Any, limits: ParseLimits, max_bytes: int, func: ParseFunc) -> None:
-        parent, child = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(
-            target=_serve,
-            args=(child, limits, max_bytes, func),
-            name="servicedesk-parse",
-            daemon=True,
-        )
-        with _main_not_reimported():
-            self.process.start()
-        child.close()
-        self.conn: Connection = parent
-        self.rss = 0
-        self.jobs = 0
-        self.router_version = ""
-
-    def call(self, raw: bytes, router: tuple[str, bytes] | None = None) -> Result:
-        """Blocking round trip; runs in a thread so the loop stays free.
-
-        ``router`` is (version, pickled Router): sent only when this worker
-        has not seen that version yet.
-        """
-        try:
-            if router is not None and router[0] != self.router_version:
-                self.conn.send_bytes(_ROUTER)
-                self.conn.send_bytes(router[1])
-                self.router_version = router[0]
-            self.conn.send_bytes(_MAIL)
-            self.conn.send_bytes(raw)
-            payload = self.conn.recv_bytes()
-            self.rss = int(self.conn.recv())
-        except (EOFError, OSError) as exc:
-            raise WorkerDied(str(exc)) from exc
-        self.jobs += 1
-        result: Result = pickle.loads(payload)
-        return result
-
-    def kill(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.process.kill()
-
-    def close(self) -> None:
-        """Ask politely, then kill; always reap the process and close the pipe."""
-        if self.process.is_alive():
-            with contextlib.suppress(OSError, ValueError):
-                self.conn.send_bytes(b"")
-            self.process.join(2)
-            self.kill()
-        self.process.join(5)
-        self.conn.close()
-        with contextlib.suppress(ValueError):
-            self.process.close()
-
-
-def _context() -> Any:
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["ingest.parse", "classify.router"])
-    return ctx
+def _settle(future: asyncio.Future[Result], result: Result | BaseException) -> None:
+    if future.done():
+        return
+    if isinstance(result, BaseException):
+        future.set_exception(result)
+    else:
+        future.set_result(result)
 
 
 class BudgetParser:
@@ -228,35 +120,31 @@ class BudgetParser:
         self.func = func  # module-level, so workers can import it (tests inject slow ones)
         self.budget = budget or BudgetSettings()
         self.size = self.budget.workers or max(1, len(os.sched_getaffinity(0)))
-        self._ctx = _context()
-        self._threads = ThreadPoolExecutor(self.size + 1, thread_name_prefix="sd-parse")
-        self._slots = asyncio.Semaphore(self.size)
-        self._idle: list[_Worker] = []
+        self._ctx = context()
+        self._lock = threading.Condition()
+        self._queue: deque[_Job] = deque()
+        self._workers: list[Worker | None] = [None] * self.size
+        # Per feeder, the mails in its worker's pipe, oldest (being parsed) first.
+        self._sent: list[deque[_Job]] = [deque() for _ in range(self.size)]
+        self._feeders: list[threading.Thread] = []
         self._closed = False
-        self.killed = 0  # workers killed over budget: for metrics and tests
+        self.killed = 0  # workers killed (over budget, or their caller gave up)
         self.recycled = 0
 
-    async def __call__(self, raw: bytes) -> Result:
+    async def __call__(self, raw: bytes, *, slot: int | None = None) -> Result:
         if self._closed:
             raise RuntimeError("BudgetParser is closed")
-        async with self._slots:
-            loop = asyncio.get_running_loop()
-            worker = self._idle.pop() if self._idle else await self._spawn()
-            job = loop.run_in_executor(self._threads, worker.call, raw, self._router_now())
-            try:
-                result = await asyncio.wait_for(asyncio.shield(job), self.budget.seconds)
-            except TimeoutError:
-                await self._discard(worker, job)
-                return Unparseable(f"exceeded processing budget of {self.budget.seconds:g} s")
-            except WorkerDied:
-                code = worker.process.exitcode
-                await self._discard(worker, job)
-                return Unparseable(f"parser process died (exit code {code})")
-            except BaseException:  # cancelled by the pipeline's own deadline, or shutdown
-                await asyncio.shield(self._discard(worker, job))
-                raise
-            self._release(worker)
-            return result
+        self._start_feeders()
+        loop = asyncio.get_running_loop()
+        job = _Job(raw, loop.create_future(), loop, self._router_now(), slot)
+        with self._lock:
+            self._queue.append(job)
+            self._lock.notify_all()  # a feeder may wait for a job of its own slot
+        try:
+            return await job.future
+        except asyncio.CancelledError:
+            self._cancel(job)
+            raise
 
     async def warm_up(self) -> None:
         """Start every worker and route one small mail through each.
@@ -265,7 +153,32 @@ class BudgetParser:
         caches empty) takes most of a second on its first mail; a daemon
         pays that at start, not on the first requester's mail.
         """
-        await asyncio.gather(*(self(_WARM_UP_MAIL) for _ in range(self.size)))
+        await asyncio.gather(*(self(_WARM_UP_MAIL, slot=slot) for slot in range(self.size)))
+
+    def worker_pids(self) -> list[int]:
+        return [w.pid for w in self._workers if w is not None and w.pid is not None]
+
+    async def aclose(self) -> None:
+        """Refuse new mail, let the mails in the workers finish, stop the workers."""
+        with self._lock:
+            self._closed = True
+            queued, self._queue = list(self._queue), deque()
+            self._lock.notify_all()
+        for job in queued:
+            _settle(job.future, RuntimeError("BudgetParser closed"))
+        for feeder in self._feeders:
+            await asyncio.to_thread(feeder.join)
+
+    # -- on the loop ---------------------------------------------------------------
+    def _start_feeders(self) -> None:
+        if self._feeders:
+            return
+        for slot in range(self.size):
+            feeder = threading.Thread(
+                target=self._feed, args=(slot,), name=f"sd-parse-{slot}", daemon=True
+            )
+            feeder.start()
+            self._feeders.append(feeder)
 
     def _router_now(self) -> tuple[str, bytes] | None:
         if self.router is None:
@@ -275,40 +188,143 @@ class BudgetParser:
             self._router_frame = (router.version, pickle.dumps(router, pickle.HIGHEST_PROTOCOL))
         return self._router_frame
 
-    async def _spawn(self) -> _Worker:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._threads, _Worker, self._ctx, self.limits, self.budget.max_worker_bytes, self.func
-        )
+    def _cancel(self, job: _Job) -> None:
+        """The caller gave up (shutdown, the pipeline's own deadline): free its worker."""
+        with self._lock:
+            job.cancelled = True
+            worker = job.running_on
+            if worker is not None:
+                worker.killed_on_purpose = True
+                self.killed += 1
+        if worker is not None:
+            worker.kill()
 
-    async def _discard(self, worker: _Worker, job: asyncio.Future[Result]) -> None:
-        """Kill a worker mid-mail; its thread then sees EOF and ends."""
-        worker.kill()
-        self.killed += 1
-        with contextlib.suppress(BaseException):
-            await job
-        await asyncio.get_running_loop().run_in_executor(self._threads, worker.close)
+    # -- in a feeder thread ------------------------------------------------------
+    def _feed(self, slot: int) -> None:
+        """Keep one worker busy: send what it may take, then wait for its oldest mail."""
+        sent = self._sent[slot]
+        started = 0.0  # when the oldest began
+        while True:
+            job = self._next(slot, sent)
+            if job is None and not sent:
+                break  # closed, nothing in hand
+            if job is None:
+                started = self._await_oldest(slot, sent, started)
+                continue
+            worker = self._workers[slot]
+            try:
+                if worker is None:
+                    worker = self._workers[slot] = Worker(
+                        self._ctx, self.limits, self.budget.max_worker_bytes, self.func
+                    )
+            except Exception as exc:  # cannot start a process: not the mail's fault
+                job.settle(exc)
+                time.sleep(0.5)
+                continue
+            if not sent:
+                started = time.monotonic()
+                with self._lock:
+                    job.running_on = worker
+            sent.append(job)
+            with contextlib.suppress(WorkerDied):  # the wait that follows sees it gone
+                worker.send(job.raw, job.router)
+        worker = self._workers[slot]
+        self._workers[slot] = None
+        if worker is not None:
+            worker.close()
 
-    def _release(self, worker: _Worker) -> None:
-        worn = (
+    def _next(self, slot: int, sent: deque[_Job]) -> _Job | None:
+        """The next mail this feeder should send; None: wait for the worker (or stop)."""
+        with self._lock:
+            while True:
+                if not sent:
+                    while not self._closed and not self._mine(slot):
+                        self._lock.wait()
+                    if not self._mine(slot):
+                        return None
+                elif not self._may_prefetch(slot, sent):
+                    return None
+                job = self._take(slot)
+                if not job.cancelled:
+                    return job
+
+    def _mine(self, slot: int) -> bool:
+        return any(job.slot in (None, slot) for job in self._queue)
+
+    def _take(self, slot: int) -> _Job:
+        for index, job in enumerate(self._queue):
+            if job.slot in (None, slot):
+                del self._queue[index]
+                return job
+        raise LookupError("no job for this feeder")  # _mine said there was one
+
+    def _may_prefetch(self, slot: int, sent: deque[_Job]) -> bool:
+        worker = self._workers[slot]
+        if worker is None or len(sent) >= DEPTH or self._worn(worker):
+            return False
+        if not all(self._sent):  # another feeder is free: it takes the mail at once
+            return False
+        nxt = next((job for job in self._queue if job.slot in (None, slot)), None)
+        return nxt is not None and nxt.frame_bytes(worker) <= PREFETCH_BYTES
+
+    def _worn(self, worker: Worker) -> bool:
+        return (
             worker.rss > self.budget.recycle_rss_bytes
             or worker.jobs >= self.budget.max_jobs_per_worker
         )
-        if worn or self._closed:
+
+    def _await_oldest(self, slot: int, sent: deque[_Job], started: float) -> float:
+        """Wait for the oldest mail's answer within its budget; return when the next began."""
+        worker = self._workers[slot]
+        assert worker is not None
+        remaining = started + self.budget.seconds - time.monotonic()
+        if not worker.poll(max(0.0, remaining)):
+            with self._lock:
+                self.killed += 1
+            worker.kill()
+            oldest = sent.popleft()
+            oldest.settle(Unparseable(f"exceeded processing budget of {self.budget.seconds:g} s"))
+            self._lose_worker(slot, sent)
+            return 0.0
+        try:
+            result = worker.receive()
+        except WorkerDied:
+            # Killed because its caller gave up: whatever it held is retried
+            # (the abandoned mail itself is dropped there). Otherwise the mail
+            # being parsed killed it.
+            if not worker.killed_on_purpose:
+                worker.process.join(1)
+                code = worker.process.exitcode
+                sent.popleft().settle(Unparseable(f"parser process died (exit code {code})"))
+            self._lose_worker(slot, sent)
+            return 0.0
+        oldest = sent.popleft()
+        with self._lock:
+            oldest.running_on = None
+            if sent:
+                sent[0].running_on = worker
+        if self._worn(worker) and not sent:
+            self._workers[slot] = None
             self.recycled += 1
-            self._threads.submit(worker.close)
+            oldest.settle(result)
+            worker.close()
         else:
-            self._idle.append(worker)
+            oldest.settle(result)
+        return time.monotonic()
 
-    def worker_pids(self) -> list[int]:
-        return [w.process.pid for w in self._idle if w.process.pid is not None]
-
-    async def aclose(self) -> None:
-        self._closed = True
-        idle, self._idle = self._idle, []
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._threads, w.close) for w in idle))
-        self._threads.shutdown(wait=True)
+    def _lose_worker(self, slot: int, sent: deque[_Job]) -> None:
+        """The worker is gone; mails still in its pipe go back to the front of the queue."""
+        worker = self._workers[slot]
+        self._workers[slot] = None
+        if worker is not None:
+            worker.close()
+        with self._lock:
+            while sent:
+                job = sent.pop()
+                job.running_on = None
+                if not job.cancelled:
+                    self._queue.appendleft(job)
+            self._lock.notify_all()
 
 
 def make_budget_parser(

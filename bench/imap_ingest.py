@@ -44,7 +44,7 @@ from ingest.outcome import Outcome, SourceRef  # noqa: E402
 from ingest.parse import ParseLimits, parse_mail  # noqa: E402
 from servicedesk.daemon import Daemon  # noqa: E402
 from servicedesk.runtime import build_router, open_runtime  # noqa: E402
-from servicedesk.settings import load_settings  # noqa: E402
+from servicedesk.settings import ImapSettings, load_settings  # noqa: E402
 from tests.servers.dovecot import DovecotServer  # noqa: E402
 from tests.servers.mailbox import TestMailbox  # noqa: E402
 
@@ -87,9 +87,13 @@ def generated_mail(i: int) -> bytes:
     return (head + "".join(parts) + f"--{boundary}--\r\n").encode()
 
 
+# The daemon's own default batch size, used by the baselines too.
+BATCH = ImapSettings.model_fields["batch_size"].default
+
+
 def env_for(mailbox: TestMailbox, db_url: str, data: Path) -> dict[str, str]:
     return mailbox.daemon_env(db_url, data, SERVICEDESK_IMAP__POLL_SECONDS="300",
-                              SERVICEDESK_IMAP__BATCH_SIZE="50")  # fmt: skip
+                              SERVICEDESK_IMAP__BATCH_SIZE=str(BATCH))  # fmt: skip
 
 
 async def fresh_pg() -> str:
@@ -134,7 +138,7 @@ def same_work() -> Callable[[bytes], object]:
 async def baseline_rate(
     mailbox: TestMailbox,
     count: int,
-    batch: int = 50,
+    batch: int = BATCH,
     *,
     move: bool = False,
     handle: Callable[[bytes], object] = mailparser.parse_from_bytes,

@@ -98,10 +98,13 @@ class ImapSettings(_Server):
     idle: bool = True
     idle_renew_seconds: float = Field(default=25 * 60, gt=0, le=29 * 60)
     poll_seconds: float = Field(default=60.0, gt=0)
-    batch_size: int = Field(default=50, ge=1, le=1000)
+    # Mails per UID FETCH (also capped at 16 MB per batch).
+    batch_size: int = Field(default=100, ge=1, le=1000)
     # Mails of a fetched batch in hand at once: the parse workers stay busy
-    # while finished mails are committed together (see ingest.writer).
-    concurrency: int = Field(default=32, ge=1, le=256)
+    # while finished mails are committed together (see ingest.writer). It
+    # must stay well above the writer's group size, or parsing and writing
+    # take turns instead of overlapping (measured: 32 gave ~25 % less).
+    concurrency: int = Field(default=64, ge=1, le=256)
     unhealthy_after_failures: int = Field(default=5, ge=1)
 
     @model_validator(mode="after")

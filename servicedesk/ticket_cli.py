@@ -46,8 +46,10 @@ def _text_argument(value: str) -> str:
     return sys.stdin.read() if value == "-" else value
 
 
-async def _find(runtime: Runtime, session: Any, ref: str) -> Ticket | None:
-    ticket = await views.ticket_by_number(session, ref, runtime.numbering)
+async def _find(
+    runtime: Runtime, session: Any, ref: str, *, for_update: bool = False
+) -> Ticket | None:
+    ticket = await views.ticket_by_number(session, ref, runtime.numbering, for_update=for_update)
     if ticket is None:
         print(f"servicedesk: no ticket {ref!r}", file=sys.stderr)
     return ticket
@@ -128,8 +130,8 @@ async def _set(args: argparse.Namespace) -> int:
         return EX_USAGE
     async with _open(args) as runtime:
         try:
-            async with transaction(runtime.sessions) as session:
-                ticket = await _find(runtime, session, args.ref)
+            async with transaction(runtime.sessions, writer=True) as session:
+                ticket = await _find(runtime, session, args.ref, for_update=True)
                 if ticket is None:
                     return EX_NOT_FOUND
                 events = await actions.apply_changes(session, ticket, changes, actor=args.actor)
@@ -147,8 +149,8 @@ async def _post(args: argparse.Namespace) -> int:
     act = actions.public_reply if args.ticket_command == "reply" else actions.internal_note
     async with _open(args) as runtime:
         try:
-            async with transaction(runtime.sessions) as session:
-                ticket = await _find(runtime, session, args.ref)
+            async with transaction(runtime.sessions, writer=True) as session:
+                ticket = await _find(runtime, session, args.ref, for_update=True)
                 if ticket is None:
                     return EX_NOT_FOUND
                 posted = await act(session, ticket, _text_argument(args.text), actor=args.actor)
@@ -163,8 +165,8 @@ async def _post(args: argparse.Namespace) -> int:
 async def _link(args: argparse.Namespace) -> int:
     """Print the tracking link; ``--rotate`` kills the old one first."""
     async with _open(args) as runtime:
-        async with transaction(runtime.sessions) as session:
-            ticket = await _find(runtime, session, args.ref)
+        async with transaction(runtime.sessions, writer=True) as session:
+            ticket = await _find(runtime, session, args.ref, for_update=True)
             if ticket is None:
                 return EX_NOT_FOUND
             if args.rotate:

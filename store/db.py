@@ -53,8 +53,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    """``BEGIN IMMEDIATE`` for the intake writer: it takes SQLite's one write
-    lock (waiting its turn) before its first read, so what it reads cannot go
+    """``BEGIN IMMEDIATE`` for transactions that read, then write what they
+    read (the intake writer, an agent's change): it takes SQLite's one write
+    lock (waiting its turn) before the first read, so what is read cannot go
     stale under it and the ids it reserves (store.ids) are its own. Other
     transactions keep the driver's default: reads outside a transaction, a
     deferred BEGIN just before the first write."""
@@ -95,7 +96,10 @@ async def transaction(
     """One unit of work: commit on success, roll back on any error.
 
     ``writer`` takes the database's write lock at once on SQLite (see
-    ``_sqlite_begin``); on PostgreSQL rows are locked as they are written.
+    ``_sqlite_begin``); on PostgreSQL rows are locked as they are written,
+    or read ``FOR UPDATE`` (``views.ticket_by_number(..., for_update=True)``).
+    Without it, two changes of one ticket read the same old state and both
+    act on it: two "resolved" mails for one resolution.
     """
     async with sessions() as session, session.begin():
         if writer:

@@ -128,7 +128,7 @@ async def _held_row(session: AsyncSession, intake_id: int, allowed: tuple[str, .
 
 async def drop(sessions: async_sessionmaker[AsyncSession], intake_id: int, note: str = "") -> Entry:
     """Mark as dropped; the row and raw bytes stay as the record."""
-    async with transaction(sessions) as session:
+    async with transaction(sessions, writer=True) as session:
         row = await _held_row(session, intake_id, (HELD, RELEASING))
         row.quarantine_state = DROPPED
         row.reason = f"{row.reason} | dropped{': ' + note if note else ''}"[:2000]
@@ -145,7 +145,7 @@ async def release(
     sessions: async_sessionmaker[AsyncSession], intake_id: int, process: Process
 ) -> Outcome:
     """Re-run the stored raw bytes through ``process`` (the pipeline) and record the outcome."""
-    async with transaction(sessions) as session:
+    async with transaction(sessions, writer=True) as session:
         row = await _held_row(session, intake_id, (HELD, RELEASING))
         row.quarantine_state = RELEASING
         row.dedup_key = _suffixed(row.dedup_key, intake_id)
@@ -158,7 +158,7 @@ async def release(
     outcome = await process(raw, SourceRef("release", f"quarantine #{intake_id}"))
     if not outcome.action.acknowledged:
         return outcome  # stays "releasing": try again when the store is back
-    async with transaction(sessions) as session:
+    async with transaction(sessions, writer=True) as session:
         row = await _held_row(session, intake_id, (RELEASING,))
         row.quarantine_state = RELEASED
         what = outcome.action.value + (f" {outcome.ticket}" if outcome.ticket else "")

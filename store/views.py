@@ -45,12 +45,20 @@ def token_expired(ticket: Ticket, days_after_close: int, now: datetime | None = 
 
 
 async def ticket_by_view_token(
-    session: AsyncSession, token: str, *, days_after_close: int, now: datetime | None = None
+    session: AsyncSession,
+    token: str,
+    *,
+    days_after_close: int,
+    now: datetime | None = None,
+    for_update: bool = False,
 ) -> Ticket | None:
-    """The ticket a live, unexpired view token opens; None for anything else."""
+    """The ticket a live, unexpired view token opens; None for anything else.
+
+    ``for_update`` as in ``ticket_by_number``.
+    """
     if not TOKEN_SHAPE.match(token):
         return None
-    row = await session.execute(
+    query = (
         select(Ticket)
         .join(AccessToken, AccessToken.ticket_id == Ticket.id)
         .where(
@@ -59,6 +67,9 @@ async def ticket_by_view_token(
             AccessToken.revoked_at.is_(None),
         )
     )
+    if for_update:
+        query = query.with_for_update(of=Ticket).execution_options(populate_existing=True)
+    row = await session.execute(query)
     ticket = row.scalar_one_or_none()
     if ticket is None or token_expired(ticket, days_after_close, now):
         return None
@@ -180,9 +191,18 @@ def parse_number(ref: str, numbering: Numbering) -> int | None:
     return int(ref) if re.fullmatch(r"[0-9]{1,18}", ref) else None
 
 
-async def ticket_by_number(session: AsyncSession, ref: str, numbering: Numbering) -> Ticket | None:
+async def ticket_by_number(
+    session: AsyncSession, ref: str, numbering: Numbering, *, for_update: bool = False
+) -> Ticket | None:
+    """``for_update`` before changing it: the row stays locked (PostgreSQL) until
+    commit, so simultaneous changes take turns and each sees the one before;
+    on SQLite the caller's ``transaction(..., writer=True)`` does the same."""
     number = parse_number(ref, numbering)
-    return None if number is None else await session.get(Ticket, number)
+    if number is None:
+        return None
+    return await session.get(
+        Ticket, number, with_for_update=for_update, populate_existing=for_update
+    )
 
 
 @dataclass(frozen=True, slots=True)

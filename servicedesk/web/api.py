@@ -111,9 +111,11 @@ async def list_tickets(request: Request, _agent: Agent) -> Response:
     )
 
 
-async def _ticket(session: Any, request: Request, context: WebContext) -> Ticket | None:
+async def _ticket(
+    session: Any, request: Request, context: WebContext, *, for_update: bool = False
+) -> Ticket | None:
     return await views.ticket_by_number(
-        session, request.path_params["ref"], context.runtime.numbering
+        session, request.path_params["ref"], context.runtime.numbering, for_update=for_update
     )
 
 
@@ -149,8 +151,8 @@ async def change_ticket(request: Request, agent: Agent) -> Response:
     if any(not isinstance(v, str) for v in data.values()):
         return error(422, "every field must be a string")
     try:
-        async with transaction(context.runtime.sessions) as session:
-            ticket = await _ticket(session, request, context)
+        async with transaction(context.runtime.sessions, writer=True) as session:
+            ticket = await _ticket(session, request, context, for_update=True)
             if ticket is None:
                 return error(404, "no such ticket")
             events = await actions.apply_changes(session, ticket, data, actor=agent.name)
@@ -170,8 +172,8 @@ def _posting(kind: str) -> Handler:
             return error(422, "field 'text' (string) is required")
         act = actions.public_reply if kind == "reply" else actions.internal_note
         try:
-            async with transaction(context.runtime.sessions) as session:
-                ticket = await _ticket(session, request, context)
+            async with transaction(context.runtime.sessions, writer=True) as session:
+                ticket = await _ticket(session, request, context, for_update=True)
                 if ticket is None:
                     return error(404, "no such ticket")
                 posted = await act(session, ticket, text, actor=agent.name)

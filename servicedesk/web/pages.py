@@ -151,9 +151,9 @@ async def ticket_post(request: Request) -> Response:
 async def _apply(context: WebContext, token: str, kind: str, form: dict[str, str]) -> str:
     """Run the form's action in one transaction; the notice to show ("" for none)."""
     try:
-        async with transaction(context.runtime.sessions) as session:
+        async with transaction(context.runtime.sessions, writer=True) as session:
             ticket = await views.ticket_by_view_token(
-                session, token, days_after_close=context.days_after_close
+                session, token, days_after_close=context.days_after_close, for_update=True
             )
             if ticket is None:
                 return ""

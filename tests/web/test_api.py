@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import select
 
 from store import agents
@@ -192,3 +194,22 @@ async def test_openapi_documents_the_routes(served: Served) -> None:
     }  # fmt: skip
     assert set(schema["paths"]["/tickets/{ref}"]) >= {"get", "patch"}
     assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+async def test_simultaneous_changes_to_one_ticket_mail_the_requester_once(served: Served) -> None:
+    """Ten agents press "resolve" at once: one change, one event, one mail; none fails."""
+    await ingest(served.runtime, mail())
+    headers = auth(served.agent_token)
+    responses = await asyncio.gather(
+        *(
+            served.client.patch("/api/v1/tickets/SD-000001", json={"status": "resolved"},
+                                headers=headers)
+            for _ in range(10)
+        )
+    )  # fmt: skip
+    assert [r.status_code for r in responses] == [200] * 10
+    assert sorted(len(r.json()["changed"]) for r in responses) == [0] * 9 + [1]
+    async with served.runtime.sessions() as session:
+        events = (await session.scalars(select(Event).where(Event.kind == "status"))).all()
+        mails = (await session.scalars(select(Outbox).where(Outbox.template == "resolved"))).all()
+    assert len(events) == 1 and len(mails) == 1

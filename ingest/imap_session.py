@@ -35,6 +35,7 @@ from ingest.imap_wire import (
 from servicedesk.settings import ImapSettings
 
 T = TypeVar("T")
+FETCH_CHUNK = 50
 IdleResult = Literal["push", "timeout", "stop"]
 
 
@@ -267,9 +268,18 @@ class ImapSession:
         return parse_sizes(response.lines)
 
     async def fetch_bodies(self, uids: Sequence[int]) -> list[tuple[int, bytes]]:
-        """Raw bytes without setting \\Seen (BODY.PEEK): fetching is not acknowledging."""
-        response = await self._fetch(uids, "(UID BODY.PEEK[])")
-        return parse_bodies(response.lines)
+        """Raw bytes without setting \\Seen (BODY.PEEK): fetching is not acknowledging.
+
+        At most ``FETCH_CHUNK`` mails per command: aioimaplib rescans a FETCH
+        response's lines on every line it receives, so its cost grows with the
+        square of the mails in one response (measured: 100 per command
+        fetched at half the rate of 50).
+        """
+        bodies: list[tuple[int, bytes]] = []
+        for start in range(0, len(uids), FETCH_CHUNK):
+            response = await self._fetch(uids[start : start + FETCH_CHUNK], "(UID BODY.PEEK[])")
+            bodies += parse_bodies(response.lines)
+        return bodies
 
     async def _fetch(self, uids: Sequence[int], items: str) -> Any:
         # No overall deadline: a big batch may take long. aioimaplib's own

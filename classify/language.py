@@ -10,6 +10,7 @@ quoted message may be in another language than the new text.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
 from classify.text import tokens
@@ -69,11 +70,11 @@ def _own_lines(text: str) -> str:
 
 def scores(text: str) -> dict[str, float]:
     """Evidence per language; exposed so tests and explanations can show it."""
-    result = {lang: 0.0 for lang in _STOPWORDS}
-    for word in tokens(text):
-        for lang, words in _STOPWORDS.items():
-            if word in words:
-                result[lang] += 1.0
+    counts = Counter(tokens(text))
+    result = {
+        lang: float(sum(counts[word] for word in words.intersection(counts)))
+        for lang, words in _STOPWORDS.items()
+    }
     lowered = text.lower()
     for letter, (lang, weight) in _LETTER_WEIGHT.items():
         result[lang] += lowered.count(letter) * weight

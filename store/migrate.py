@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicedesk.paths import PROJECT_ROOT
+from store.db import WRITER_OPTION
 
 MIGRATIONS = PROJECT_ROOT / "store" / "migrations"
 # Arbitrary constant: all daemons starting together take turns upgrading.
@@ -35,8 +36,19 @@ def _current(connection: Connection) -> str | None:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade, revision)
+    """All of an upgrade commits, or none of it.
+
+    SQLite's Python driver runs each CREATE TABLE in its own implicit commit
+    unless a transaction is open: a daemon killed during its first start
+    used to leave half a schema and no version stamp, and every later start
+    failed on "table already exists". The writer option opens the
+    transaction first (``BEGIN IMMEDIATE``, see store.db), which also makes
+    processes starting together on one SQLite file take turns.
+    """
+    async with engine.connect() as connection:
+        writer = await connection.execution_options(**{WRITER_OPTION: True})
+        async with writer.begin():
+            await writer.run_sync(_upgrade, revision)
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

@@ -83,12 +83,18 @@ class Daemon:
         """Everything waiting now, then return: mailboxes first, then the outbox."""
         handled = 0
         if "ingest" in self.parts:
-            for mailbox in self.runtime.settings.all_mailboxes():
-                async with leadership(
-                    self.runtime.engine, mailbox.name, self.runtime.settings.data_dir, self.stop
-                ) as lease:
-                    if lease is not None:
-                        handled += await self._watcher(mailbox).drain_once()
+            # Parse workers start while the mailbox is being logged into, not
+            # on the first mail (a cold worker costs most of a second).
+            warming = asyncio.create_task(self.runtime.parser.warm_up())
+            try:
+                for mailbox in self.runtime.settings.all_mailboxes():
+                    async with leadership(
+                        self.runtime.engine, mailbox.name, self.runtime.settings.data_dir, self.stop
+                    ) as lease:
+                        if lease is not None:
+                            handled += await self._watcher(mailbox).drain_once()
+            finally:
+                await warming
         if "notify" in self.parts:
             handled += await self.runtime.outbox.drain_once()
             if self.runtime.settings.webhooks.urls:

@@ -226,8 +226,14 @@ class BudgetParser:
                 with self._lock:
                     job.running_on = worker
             sent.append(job)
-            with contextlib.suppress(WorkerDied):  # the wait that follows sees it gone
+            try:
                 worker.send(job.raw, job.router)
+            except WorkerDied:
+                if len(sent) == 1 and worker.jobs > 0:
+                    # A worker that served before died while idle (killed from
+                    # outside, the OOM killer): not this mail's doing.
+                    self._lose_worker(slot, sent)
+                # Otherwise the wait that follows reports it for the mail in hand.
         worker = self._workers[slot]
         self._workers[slot] = None
         if worker is not None:

@@ -7,6 +7,8 @@ cases make the first one kill its worker in each way it can go.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 
 from ingest.budget import BudgetParser, BudgetSettings
@@ -91,3 +93,17 @@ async def test_closed_parser_refuses_new_mail() -> None:
         assert "closed" in str(exc)
     else:
         raise AssertionError("a closed parser took a mail")
+
+
+async def test_worker_killed_while_idle_costs_the_next_mail_nothing() -> None:
+    parser = _one_worker(workers.stuck, 5)
+    try:
+        assert isinstance(await parser(mails.ordinary("before")), InboundMail)
+        (pid,) = parser.worker_pids()
+        os.kill(pid, signal.SIGKILL)  # the OOM killer, an operator
+        await asyncio.sleep(0.2)
+        after = await asyncio.wait_for(parser(mails.ordinary("after")), 10)
+        assert isinstance(after, InboundMail), after
+        assert parser.worker_pids() and parser.worker_pids() != [pid]
+    finally:
+        await parser.aclose()

@@ -32,8 +32,8 @@ from typing import Protocol
 import structlog
 
 from ingest.imap_ack import Acks, acknowledge
-from ingest.imap_health import RetryPolicy, WatcherHealth
-from ingest.imap_session import ImapAuthError, ImapError, ImapSession
+from ingest.imap_health import RetryPolicy, WatcherHealth, sleep_unless_stopped, unless_stopped
+from ingest.imap_session import ImapAuthError, ImapError, ImapSession, describe
 from ingest.imap_wire import check_keyword, size_batches
 from ingest.outcome import Action, Outcome, SourceRef
 from servicedesk.settings import ImapSettings
@@ -107,7 +107,7 @@ class MailboxWatcher:
         while not stop.is_set():
             session = self._session()
             try:
-                if not await _unless_stopped(self._open(session), stop):
+                if not await unless_stopped(self._open(session), stop):
                     session.abort()
                     break
                 await self._serve(session, stop)
@@ -124,7 +124,7 @@ class MailboxWatcher:
             else:
                 await session.logout()
                 break
-            await _sleep(delay, stop)
+            await sleep_unless_stopped(delay, stop)
         self.health.connected = False
         self._log.info("imap.watch_stop")
 
@@ -143,7 +143,7 @@ class MailboxWatcher:
             raise
         except Exception as exc:
             session.abort()
-            self.health.failed(_describe(exc))
+            self.health.failed(describe(exc))
             raise
         self.health.succeeded()
         await session.logout()
@@ -190,11 +190,11 @@ class MailboxWatcher:
         await self.checkpoints.save(self.name, uidvalidity, 0)
 
     def _failed(self, exc: BaseException, *, auth: bool) -> float:
-        self.health.failed(_describe(exc))
+        self.health.failed(describe(exc))
         failures = self.health.consecutive_failures
         delay = self.retry.delay(failures, auth=auth)
         fields = {
-            "error": _describe(exc), "failures": failures, "retry_in": round(delay, 2),
+            "error": describe(exc), "failures": failures, "retry_in": round(delay, 2),
             "healthy": self.health.healthy,
         }  # fmt: skip
         if auth:
@@ -405,34 +405,3 @@ class MailboxWatcher:
         if mark > self._last_uid:
             self._last_uid = mark
             await self.checkpoints.save(self.name, self._uidvalidity, mark)
-
-
-async def _unless_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
-    """Run ``work`` but abandon it when ``stop`` is set first (a connect to a dead
-    host must not hold up shutdown for a whole timeout). True when it finished."""
-    task = asyncio.ensure_future(work)
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopped.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    if task.cancelled():
-        return False
-    task.result()  # re-raise the failure, if any
-    return True
-
-
-async def _sleep(seconds: float, stop: asyncio.Event) -> None:
-    """Back off, but wake at once when asked to stop."""
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        pass
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,7 +1,7 @@
 """How the IMAP watcher paces reconnects and reports whether it is well.
 
 Kept apart from the loop so the pacing rules can be read (and tested) on
-their own: a dropped connection is retried within a second or two, a
+their own, with the waits that give way to a shutdown: a dropped connection is retried within a second or two, a
 refused login only every half minute and slower, never in a hot loop, and
 the health state turns unhealthy after N consecutive failures so the health
 endpoint can page someone.
@@ -9,7 +9,9 @@ endpoint can page someone.
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -75,3 +77,29 @@ class WatcherHealth:
             "last_success": self.last_success.isoformat() if self.last_success else None,
             "mails_handled": self.mails_handled,
         }
+
+
+async def unless_stopped(work: Awaitable[None], stop: asyncio.Event) -> bool:
+    """Run ``work`` but abandon it when ``stop`` is set first (a connect to a dead
+    host must not hold up shutdown for a whole timeout). True when it finished."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    if task.cancelled():
+        return False
+    task.result()  # re-raise the failure, if any
+    return True
+
+
+async def sleep_unless_stopped(seconds: float, stop: asyncio.Event) -> None:
+    """Back off, but wake at once when asked to stop."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

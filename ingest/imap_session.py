@@ -113,7 +113,7 @@ class ImapSession:
             raise
         except (OSError, aioimaplib.AioImapException) as exc:
             self.abort()
-            raise ImapConnectionError(f"connect failed: {_describe(exc)}") from exc
+            raise ImapConnectionError(f"connect failed: {describe(exc)}") from exc
         if security == "starttls":
             await self._starttls()
         await self._login()
@@ -140,7 +140,7 @@ class ImapSession:
                 self.timeout,
             )
         except (OSError, TimeoutError) as exc:
-            raise ImapConnectionError(f"TLS handshake failed: {_describe(exc)}") from exc
+            raise ImapConnectionError(f"TLS handshake failed: {describe(exc)}") from exc
         # RFC 3501 6.2.1: capabilities from before STARTTLS must be discarded.
         await self._race(protocol.capability(), "CAPABILITY")
 
@@ -223,7 +223,7 @@ class ImapSession:
             try:
                 return task.result()
             except (aioimaplib.AioImapException, OSError, TimeoutError) as exc:
-                raise ImapConnectionError(f"{what} failed: {_describe(exc)}") from exc
+                raise ImapConnectionError(f"{what} failed: {describe(exc)}") from exc
         if watcher in done:
             raise ImapConnectionError(f"connection lost during {what}")
         raise ImapConnectionError(f"{what} timed out after {seconds}s")
@@ -411,6 +411,6 @@ def _last_line(response: Any) -> str:
     return lines[-1].decode("utf-8", "replace")[:200] if lines else ""
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

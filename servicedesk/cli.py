@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from ingest.pipeline import TRANSIENT
+import structlog
+
 from servicedesk import logs
 from servicedesk.exceptions import ServiceDeskError
 from servicedesk.settings import Settings, load_settings
@@ -74,13 +76,32 @@ async def _demo(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> int:
+    # Caught before the slow part of start-up (imports, migrations, workers):
+    # SIGTERM then means "do not start" and exit 0, not death by signal with
+    # a migration half-way. Once the daemon runs, its own handlers take over.
+    loop = asyncio.get_running_loop()
+    requested: list[int] = []
+    stoppers: list[Callable[[int], None]] = []
+
+    def on_signal(signum: int) -> None:
+        requested.append(signum)
+        for stop in stoppers:
+            stop(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
     from servicedesk.daemon import PARTS, Daemon
     from servicedesk.runtime import open_runtime
 
     settings = _settings(args)
     parts = tuple(args.only) if args.only else PARTS
+    structlog.get_logger("servicedesk").info("daemon.starting", parts=list(parts), once=args.once)
     async with open_runtime(settings) as runtime:
         daemon = Daemon(runtime, parts)
+        stoppers.append(daemon.request_stop)
+        if requested:
+            return 0  # asked to stop while starting: nothing was taken yet
         if args.once:
             handled = await daemon.drain_once()
             print(json.dumps({"handled": handled}))
@@ -144,12 +165,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServiceDeskError as exc:
         print(f"servicedesk: {exc}", file=sys.stderr)
         return EX_CONFIG
-    except TRANSIENT as exc:
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        # Imported here: the database layer is the slow part of start-up, and
+        # `run` installs its signal handlers before it (see _run).
+        from ingest.pipeline import TRANSIENT
+
+        if not isinstance(exc, TRANSIENT):
+            raise
         # The database or disk is away: an MTA piping to us must retry later.
         print(f"servicedesk: temporary failure, try again later: {exc}", file=sys.stderr)
         return EX_TEMPFAIL
-    except KeyboardInterrupt:
-        return 130
 
 
 if __name__ == "__main__":

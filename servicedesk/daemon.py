@@ -92,7 +92,7 @@ class Daemon:
                         self.runtime.engine, mailbox.name, self.runtime.settings.data_dir, self.stop
                     ) as lease:
                         if lease is not None:
-                            handled += await self._watcher(mailbox).drain_once()
+                            handled += await self._watcher(mailbox).drain_once(self.stop)
             finally:
                 await warming
         if "notify" in self.parts:

@@ -170,3 +170,21 @@ async def test_two_daemons_share_a_mailbox_and_standby_takes_over(
     assert await counts(db_url) == (30, 30)
     second.send_signal(signal.SIGTERM)
     assert second.wait(15) == 0
+
+
+async def test_sigterm_while_starting_up_is_a_clean_exit(
+    imap_mailbox: TestMailbox, db_url: str, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """A stop during migrations and worker start: exit 0, and the next start is sound."""
+    imap_mailbox.append_many([make_mail(f"Aloitus {i}") for i in range(5)])
+    env = daemon_env(imap_mailbox, db_url, tmp_path / "data", SERVICEDESK_LOGGING__LEVEL="info")
+    proc = start(env)
+    processes.append(proc)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the first log line: settings read, nothing opened yet
+        if b"daemon.starting" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    drain(daemon_env(imap_mailbox, db_url, tmp_path / "data"))
+    assert await counts(db_url) == (5, 5)

@@ -1,4 +1,9 @@
-"""Periodic upkeep the scheduler runs: resolved tickets close by themselves."""
+"""Periodic upkeep the scheduler runs: resolved tickets close by themselves.
+
+Every daemon process runs these jobs. The due rows are locked as they are
+read (PostgreSQL skips rows another process holds; on SQLite the write
+lock is taken first), so two schedulers firing together act once.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ async def auto_close(
     if days <= 0:
         return 0
     cutoff = utcnow() - timedelta(days=days)
-    async with transaction(sessions) as session:
+    async with transaction(sessions, writer=True) as session:
         due = (
             await session.scalars(
                 select(Ticket)
@@ -52,7 +57,7 @@ async def remind_waiting(
         Event.kind == "reminder",
         Event.created_at >= Ticket.updated_at,
     )
-    async with transaction(sessions) as session:
+    async with transaction(sessions, writer=True) as session:
         due = (
             await session.scalars(
                 select(Ticket)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -58,3 +59,20 @@ async def test_one_reminder_per_waiting_stretch(runtime: Runtime) -> None:
     assert sent >= 1
     mails = sorted((runtime.settings.data_dir / "sent").glob("*.eml"))
     assert b"odottaa" in mails[-1].read_bytes() or "odottaa" in mails[-1].read_text(errors="ignore")
+
+
+async def test_two_schedulers_at_once_send_one_reminder(runtime: Runtime) -> None:
+    """Two daemons' schedulers firing together (one host, or one database)."""
+    for name in ("s1", "s2", "s3"):
+        await runtime.pipeline.process(MAIL.replace(b"{s}", name.encode()), SourceRef("file", name))
+    async with runtime.sessions() as session, session.begin():
+        for ticket in (await session.scalars(select(Ticket))).all():
+            await set_status(session, ticket, "waiting", actor="agent")
+            ticket.updated_at = utcnow() - timedelta(days=6)
+    counts = await asyncio.gather(*(remind_waiting(runtime.sessions, 5) for _ in range(4)))
+    assert sum(counts) == 3
+    async with runtime.sessions() as session:
+        reminders = await session.scalar(
+            select(func.count()).select_from(Outbox).where(Outbox.template == "reminder")
+        )
+    assert reminders == 3

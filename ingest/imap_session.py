@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import re
 import shlex
 import ssl
 from collections.abc import Awaitable, Collection, Sequence
@@ -35,6 +36,7 @@ from ingest.imap_wire import (
 from servicedesk.settings import ImapSettings
 
 T = TypeVar("T")
+_ANNOUNCES_MAIL = re.compile(rb"\*\s+\d+\s+(?:EXISTS|RECENT)\b", re.IGNORECASE)
 FETCH_CHUNK = 50
 IdleResult = Literal["push", "timeout", "stop"]
 
@@ -71,7 +73,8 @@ class ImapSession:
         self._ignored = {cap.upper() for cap in ignore_capabilities}
         self._client: aioimaplib.IMAP4 | None = None
         self._lost = asyncio.Event()
-        self.mail_arrived = False  # the last UID SEARCH's answer announced new mail
+        self.mail_arrived = False  # new mail was announced while the last UID SEARCH ran
+        self._announced = False
         self.capabilities: frozenset[str] = frozenset()
 
     # -- connection ------------------------------------------------------------
@@ -105,6 +108,7 @@ class ImapSession:
                 conn_lost_cb=self._on_lost,
                 ssl_context=self._context() if security == "tls" else None,
             )
+            self._note_announcements(self._client.protocol)
             # Raced against connection loss: a peer that accepts and closes at
             # once must not cost a whole timeout.
             await self._race(self._client.wait_hello_from_server(), "greeting")
@@ -254,14 +258,32 @@ class ImapSession:
 
     async def uid_search(self, *criteria: str) -> list[int]:
         protocol = self._protocol
+        self._announced = False
         response = await self._checked(
             protocol.search(*criteria, charset=None, by_uid=True), "UID SEARCH"
         )
-        # New mail that arrived while the search ran is announced with its
-        # answer, after the results: the server will not announce it again in
-        # IDLE, so the caller must search once more before idling.
-        self.mail_arrived = _announces_mail(response.lines)
+        # Mail that arrived while the search ran is announced with its answer
+        # and never again, not even in IDLE: the caller must search once more.
+        self.mail_arrived = self._announced
         return parse_search(response.lines)
+
+    def _note_announcements(self, protocol: Any) -> None:
+        """Remember ``* n EXISTS`` lines that arrive outside IDLE.
+
+        aioimaplib drops untagged lines that no pending command claims, and
+        a UID SEARCH claims only ``* SEARCH``: the announcement of a mail that
+        arrived during the search was lost, and that mail waited for the poll
+        interval (found by the real-server test). Every untagged line passes
+        through this one method of the protocol, so it is wrapped here.
+        """
+        untagged = protocol._untagged_response
+
+        def noting(line: bytes) -> Any:
+            if _ANNOUNCES_MAIL.match(line):
+                self._announced = True
+            return untagged(line)
+
+        protocol._untagged_response = noting
 
     async def fetch_sizes(self, uids: Sequence[int]) -> dict[int, int]:
         response = await self._fetch(uids, "(UID RFC822.SIZE)")
@@ -398,6 +420,7 @@ async def oauth2_token(settings: ImapSettings) -> str:
 
 
 def _announces_mail(lines: Any) -> bool:
+    """Whether lines pushed during IDLE announce new mail."""
     if lines is aioimaplib.STOP_WAIT_SERVER_PUSH:
         return False
     return any(

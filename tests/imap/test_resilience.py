@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from ingest.imap import MailboxWatcher, RetryPolicy
+from ingest.imap_session import ImapSession
 from ingest.outcome import Action, SourceRef
 from servicedesk.settings import ImapSettings
 from tests.imap.conftest import (
@@ -219,3 +220,28 @@ async def test_stop_during_a_hanging_connect_is_quick(checkpoints: MemoryCheckpo
         assert time.monotonic() - started < 1
     finally:
         server.close()
+
+
+async def test_search_reports_mail_that_arrived_since_the_last_command(
+    imap_mailbox: TestMailbox,
+) -> None:
+    """The server announces new mail with the next answer, and only once, even
+    when that answer's results miss it (Dovecot does exactly that here): the
+    session must keep the announcement, and the watcher searches again
+    instead of idling until the poll interval."""
+    session = ImapSession(imap_mailbox.settings())
+    await session.open()
+    try:
+        await session.select("INBOX")
+        assert await session.uid_search("UNDELETED") == []
+        assert session.mail_arrived is False
+        imap_mailbox.append(make_mail("saapui juuri"))  # over another connection
+        found = await session.uid_search("UNDELETED")
+        assert session.mail_arrived is True
+        if not found:
+            found = await session.uid_search("UNDELETED")  # what the watcher does next
+        assert len(found) == 1
+        assert await session.uid_search("UNDELETED") == found
+        assert session.mail_arrived is False  # announced once, not again
+    finally:
+        await session.logout()

@@ -311,7 +311,8 @@ class BudgetParser:
                 sent[0].running_on = worker
         if self._worn(worker) and not sent:
             self._workers[slot] = None
-            self.recycled += 1
+            with self._lock:  # feeders count concurrently
+                self.recycled += 1
             oldest.settle(result)
             worker.close()
         else:

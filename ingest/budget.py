@@ -244,25 +244,25 @@ class BudgetParser:
         with self._lock:
             while True:
                 if not sent:
-                    while not self._closed and not self._mine(slot):
+                    while not self._closed and self._first_for(slot) is None:
                         self._lock.wait()
-                    if not self._mine(slot):
-                        return None
                 elif not self._may_prefetch(slot, sent):
                     return None
-                job = self._take(slot)
+                index = self._first_for(slot)
+                if index is None:
+                    return None  # closed, and nothing left for this feeder
+                job = self._queue[index]
+                del self._queue[index]
                 if not job.cancelled:
                     return job
 
-    def _mine(self, slot: int) -> bool:
-        return any(job.slot in (None, slot) for job in self._queue)
-
-    def _take(self, slot: int) -> _Job:
+    def _first_for(self, slot: int) -> int | None:
+        """Where in the queue the next mail this feeder may take is (a warm-up
+        mail is for its own feeder only)."""
         for index, job in enumerate(self._queue):
             if job.slot in (None, slot):
-                del self._queue[index]
-                return job
-        raise LookupError("no job for this feeder")  # _mine said there was one
+                return index
+        return None
 
     def _may_prefetch(self, slot: int, sent: deque[_Job]) -> bool:
         worker = self._workers[slot]
@@ -270,8 +270,8 @@ class BudgetParser:
             return False
         if not all(self._sent):  # another feeder is free: it takes the mail at once
             return False
-        nxt = next((job for job in self._queue if job.slot in (None, slot)), None)
-        return nxt is not None and nxt.frame_bytes(worker) <= PREFETCH_BYTES
+        index = self._first_for(slot)
+        return index is not None and self._queue[index].frame_bytes(worker) <= PREFETCH_BYTES
 
     def _worn(self, worker: Worker) -> bool:
         return (

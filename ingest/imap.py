@@ -49,7 +49,7 @@ __all__ = [
 Handler = Callable[[bytes, SourceRef], Awaitable[Outcome]]
 
 SIZE_CHUNK = 200  # UIDs per RFC822.SIZE fetch: keeps every response small
-MAX_FETCH_COUNT = 100  # mails per body fetch, whatever batch_size says
+MAX_FETCH_COUNT = 100  # mails per batch, whatever batch_size says
 DEFAULT_BATCH_BYTES = 16 * 1024 * 1024
 
 

@@ -1,10 +1,10 @@
 """How the IMAP watcher paces reconnects and reports whether it is well.
 
 Kept apart from the loop so the pacing rules can be read (and tested) on
-their own, with the waits that give way to a shutdown: a dropped connection is retried within a second or two, a
-refused login only every half minute and slower, never in a hot loop, and
-the health state turns unhealthy after N consecutive failures so the health
-endpoint can page someone.
+their own, with the waits that give way to a shutdown: a dropped connection
+is retried within a second or two, a refused login only every half minute
+and slower, never in a hot loop, and the health state turns unhealthy after
+N consecutive failures so the health endpoint can page someone.
 """
 
 from __future__ import annotations

@@ -268,13 +268,14 @@ class ImapSession:
         return parse_search(response.lines)
 
     def _note_announcements(self, protocol: Any) -> None:
-        """Remember ``* n EXISTS`` lines that arrive outside IDLE.
+        """Remember ``* n EXISTS`` lines, in IDLE and outside it.
 
         aioimaplib drops untagged lines that no pending command claims, and
         a UID SEARCH claims only ``* SEARCH``: the announcement of a mail that
         arrived during the search was lost, and that mail waited for the poll
         interval (found by the real-server test). Every untagged line passes
-        through this one method of the protocol, so it is wrapped here.
+        through this one method of the protocol, so it is wrapped here, and
+        IDLE reads the same flag.
         """
         untagged = protocol._untagged_response
 
@@ -339,6 +340,7 @@ class ImapSession:
         queue: asyncio.Queue[Any] = client.protocol.idle_queue
         while not queue.empty():  # pushes from an earlier IDLE were already acted upon
             queue.get_nowait()
+        self._announced = False
         idle_task = await self._race(client.idle_start(timeout=seconds + 60), "IDLE")
         try:
             result = await self._wait_push(queue, seconds, stop)
@@ -365,7 +367,7 @@ class ImapSession:
             )
             for task in pending:
                 task.cancel()
-            if push in done and _announces_mail(push.result()):
+            if push in done and self._announced:  # noted as the line came in
                 return "push"
             if lost in done:
                 raise ImapConnectionError("connection lost during IDLE")
@@ -417,16 +419,6 @@ async def oauth2_token(settings: ImapSettings) -> str:
         why = err.decode("utf-8", "replace").strip()[:200] or "no output"
         raise ImapAuthError(f"imap.oauth2_token_command failed (exit {process.returncode}): {why}")
     return token
-
-
-def _announces_mail(lines: Any) -> bool:
-    """Whether lines pushed during IDLE announce new mail."""
-    if lines is aioimaplib.STOP_WAIT_SERVER_PUSH:
-        return False
-    return any(
-        isinstance(line, bytes) and (b"EXISTS" in line.upper() or b"RECENT" in line.upper())
-        for line in lines
-    )
 
 
 def _last_line(response: Any) -> str:

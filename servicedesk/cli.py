@@ -7,7 +7,7 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import structlog
 
@@ -80,16 +80,9 @@ async def _run(args: argparse.Namespace) -> int:
     # SIGTERM then means "do not start" and exit 0, not death by signal with
     # a migration half-way. Once the daemon runs, its own handlers take over.
     loop = asyncio.get_running_loop()
-    requested: list[int] = []
-    stoppers: list[Callable[[int], None]] = []
-
-    def on_signal(signum: int) -> None:
-        requested.append(signum)
-        for stop in stoppers:
-            stop(signum)
-
+    stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
+        loop.add_signal_handler(signum, stop.set)
 
     from servicedesk.daemon import PARTS, Daemon
     from servicedesk.runtime import open_runtime
@@ -98,9 +91,8 @@ async def _run(args: argparse.Namespace) -> int:
     parts = tuple(args.only) if args.only else PARTS
     structlog.get_logger("servicedesk").info("daemon.starting", parts=list(parts), once=args.once)
     async with open_runtime(settings) as runtime:
-        daemon = Daemon(runtime, parts)
-        stoppers.append(daemon.request_stop)
-        if requested:
+        daemon = Daemon(runtime, parts, stop=stop)
+        if stop.is_set():
             return 0  # asked to stop while starting: nothing was taken yet
         if args.once:
             handled = await daemon.drain_once()

@@ -38,10 +38,17 @@ class DaemonState:
 
 
 class Daemon:
-    def __init__(self, runtime: Runtime, parts: tuple[str, ...] = PARTS) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        parts: tuple[str, ...] = PARTS,
+        *,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        """``stop`` may already be set: a stop asked for while starting up."""
         self.runtime = runtime
         self.parts = parts
-        self.stop = asyncio.Event()
+        self.stop = stop or asyncio.Event()
         self.state = DaemonState()
 
     # -- one mailbox ----------------------------------------------------------

@@ -98,7 +98,8 @@ class ImapSettings(_Server):
     idle: bool = True
     idle_renew_seconds: float = Field(default=25 * 60, gt=0, le=29 * 60)
     poll_seconds: float = Field(default=60.0, gt=0)
-    # Mails per UID FETCH (also capped at 16 MB per batch).
+    # Mails per batch, fetched and acknowledged together (at most 100 and
+    # 16 MB; fetched at most 50 per command, see ingest.imap_session).
     batch_size: int = Field(default=100, ge=1, le=1000)
     # Mails of a fetched batch in hand at once: the parse workers stay busy
     # while finished mails are committed together (see ingest.writer). It

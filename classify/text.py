@@ -105,11 +105,22 @@ def forms_match(keyword: str, word: str) -> bool:
 
 
 class Entry(NamedTuple):
-    """One form of the word at ``position`` in a field (a tuple: a mail makes thousands)."""
+    """One form of a distinct word and every position of that word in a field."""
 
     form: str
     folded: str
-    position: int
+    positions: tuple[int, ...]
+
+
+def _key(folded: str) -> str:
+    """Index key of a folded form: its first letters (all of a short form)."""
+    return folded[:_BUCKET]
+
+
+@lru_cache(maxsize=200_000)
+def _keyed_forms(word: str) -> tuple[tuple[str, str, str], ...]:
+    """(index key, form, folded form) for each form of the word."""
+    return tuple((_key(folded), form, folded) for form, folded in folded_forms(word))
 
 
 @dataclass(slots=True)
@@ -117,12 +128,13 @@ class FieldIndex:
     """All words of one field, indexed by the first letters of their forms.
 
     A keyword only needs comparing with the few forms that share its first
-    four (accent-folded) letters, which keeps a hundred rules cheap per mail.
+    four (accent-folded) letters, which keeps a hundred rules cheap per mail;
+    a form shorter than that is its own key.  Each distinct word is indexed once with all its positions: mail repeats
+    its words, and building the index was most of the cost of routing.
     """
 
     words: list[str]
-    buckets: dict[str, list[Entry]] = field(default_factory=dict)
-    short: dict[str, list[Entry]] = field(default_factory=dict)
+    entries: dict[str, list[Entry]] = field(default_factory=dict)
     joined: str = ""
     joined_folded: str = ""
 
@@ -133,23 +145,20 @@ class FieldIndex:
         joined = " ".join(words)
         index.joined = f" {joined} "
         index.joined_folded = f" {fold(joined)} "
+        where: dict[str, list[int]] = {}
         for position, word in enumerate(words):
-            for form, folded in folded_forms(word):  # distinct forms: no duplicate entries
-                entry = Entry(form, folded, position)
-                if len(folded) >= _BUCKET:
-                    index.buckets.setdefault(folded[:_BUCKET], []).append(entry)
-                else:
-                    index.short.setdefault(folded, []).append(entry)
+            where.setdefault(word, []).append(position)
+        entries = index.entries
+        for word, positions in where.items():
+            places = tuple(positions)
+            # Distinct forms of one word: no duplicate entries.
+            for key, form, folded in _keyed_forms(word):
+                entries.setdefault(key, []).append(Entry(form, folded, places))
         return index
 
     def has_any(self, keys: frozenset[str]) -> bool:
-        """Cheap pre-check: could any keyword with these bucket keys match here?"""
-        return not (self.buckets.keys().isdisjoint(keys) and self.short.keys().isdisjoint(keys))
-
-    def candidates(self, folded_form: str) -> list[Entry]:
-        if len(folded_form) >= _BUCKET:
-            return self.buckets.get(folded_form[:_BUCKET], [])
-        return self.short.get(folded_form, [])
+        """Cheap pre-check: could any keyword with these index keys match here?"""
+        return not self.entries.keys().isdisjoint(keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +176,8 @@ class Keyword:
     stem: bool = True
     fold_accents: bool = False
     wildcard: re.Pattern[str] | None = None
+    # Per word of the phrase: (form, index key to look it up under).
+    lookups: tuple[tuple[tuple[str, str], ...], ...] = ()
 
     @classmethod
     def compile(cls, text: str, *, stem: bool = True, fold_accents: bool = False) -> Keyword:
@@ -177,7 +188,11 @@ class Keyword:
         compiled = tuple((_keyword_forms(w) if stem else (w,)) for w in words)
         if fold_accents:
             compiled = tuple(tuple(dict.fromkeys(fold(f) for f in ws)) for ws in compiled)
-        return cls(raw, compiled, stem, fold_accents)
+        lookups = tuple(
+            tuple((form, _key(form if fold_accents else fold(form))) for form in word_forms)
+            for word_forms in compiled
+        )
+        return cls(raw, compiled, stem, fold_accents, None, lookups)
 
     def find(self, index: FieldIndex) -> str | None:
         """The matched words of the field, or None; phrases need consecutive words."""
@@ -200,19 +215,16 @@ class Keyword:
         """Index keys this keyword can only match under; None for wildcards (no pre-check)."""
         if self.wildcard is not None:
             return None
-        keys = set()
-        for form in self.words[0] if self.words else ():
-            folded = form if self.fold_accents else fold(form)
-            keys.add(folded[:_BUCKET] if len(folded) >= _BUCKET else folded)
-        return frozenset(keys)
+        return frozenset(key for _, key in self.lookups[0]) if self.lookups else frozenset()
 
     def _positions(self, index: FieldIndex, offset: int) -> set[int]:
         found: set[int] = set()
-        for form in self.words[offset]:
-            for entry in index.candidates(form if self.fold_accents else fold(form)):
+        entries = index.entries
+        for form, key in self.lookups[offset]:
+            for entry in entries.get(key, ()):
                 other = entry.folded if self.fold_accents else entry.form
                 if forms_match(form, other) if self.stem else other == form:
-                    found.add(entry.position - offset)
+                    found.update(p - offset for p in entry.positions)
         return found
 
     def _find_wild(self, index: FieldIndex) -> str | None:

@@ -38,6 +38,7 @@ import mailparser  # noqa: E402
 import structlog  # noqa: E402
 
 from classify.reload import RulesHolder  # noqa: E402
+from ingest.boundary import fast_boundaries  # noqa: E402
 from ingest.imap_session import ImapSession  # noqa: E402
 from ingest.mail import InboundMail  # noqa: E402
 from ingest.outcome import Outcome, SourceRef  # noqa: E402
@@ -129,7 +130,8 @@ def same_work() -> Callable[[bytes], object]:
     limits = ParseLimits()
 
     def handle(raw: bytes) -> object:
-        mail = parse_mail(raw, limits)
+        with fast_boundaries():  # as in the parse workers; mail-parser's baseline runs without
+            mail = parse_mail(raw, limits)
         return router.route(mail) if isinstance(mail, InboundMail) else mail
 
     return handle

@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from classify.router import Routed, Router
+from ingest.boundary import fast_boundaries
 from ingest.mail import InboundMail
 from ingest.parse import ParseLimits, Unparseable
 
@@ -62,27 +63,28 @@ def _serve(conn: Connection, limits: ParseLimits, max_bytes: int, func: ParseFun
     if max_bytes > 0:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
-    router: Router | None = None
-    while True:
-        try:
-            tag = conn.recv_bytes()
-            if not tag:
+    with fast_boundaries():  # the daemon's parsing only, see ingest.boundary
+        router: Router | None = None
+        while True:
+            try:
+                tag = conn.recv_bytes()
+                if not tag:
+                    return
+                raw = conn.recv_bytes()
+            except (EOFError, OSError):
                 return
-            raw = conn.recv_bytes()
-        except (EOFError, OSError):
-            return
-        if tag == _ROUTER:
-            router = pickle.loads(raw)  # our own object, from the daemon that started us
-            continue
-        result: Result = _route(func(raw, limits), router)
-        del raw
-        try:
-            payload = pickle.dumps((result, _rss()), protocol=pickle.HIGHEST_PROTOCOL)
-        except MemoryError:
-            payload = pickle.dumps((Unparseable("parsed mail too large to hand back"), _rss()))
-        del result
-        conn.send_bytes(payload)
-        del payload
+            if tag == _ROUTER:
+                router = pickle.loads(raw)  # our own object, from the daemon that started us
+                continue
+            result: Result = _route(func(raw, limits), router)
+            del raw
+            try:
+                payload = pickle.dumps((result, _rss()), protocol=pickle.HIGHEST_PROTOCOL)
+            except MemoryError:
+                payload = pickle.dumps((Unparseable("parsed mail too large to hand back"), _rss()))
+            del result
+            conn.send_bytes(payload)
+            del payload
 
 
 _START_LOCK = threading.Lock()

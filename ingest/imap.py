@@ -32,10 +32,11 @@ from typing import Protocol
 import structlog
 
 from ingest.imap_ack import Acks, acknowledge
+from ingest.imap_flow import BatchFlow
 from ingest.imap_health import RetryPolicy, WatcherHealth, sleep_unless_stopped, unless_stopped
 from ingest.imap_session import ImapAuthError, ImapError, ImapSession, describe
 from ingest.imap_wire import check_keyword, size_batches
-from ingest.outcome import Action, Outcome, SourceRef
+from ingest.outcome import Outcome, SourceRef
 from servicedesk.settings import ImapSettings
 
 __all__ = [
@@ -51,6 +52,12 @@ Handler = Callable[[bytes, SourceRef], Awaitable[Outcome]]
 SIZE_CHUNK = 200  # UIDs per RFC822.SIZE fetch: keeps every response small
 MAX_FETCH_COUNT = 100  # mails per batch, whatever batch_size says
 DEFAULT_BATCH_BYTES = 16 * 1024 * 1024
+# The checkpoint is stored at most this often during a drain, and at its end.
+# Storing it per batch took the database's write lock from the ticket writer
+# every hundred mails (and on SQLite waited for it, about 80 ms each time). A
+# checkpoint that lags only makes a restart search a few more UIDs: mail is
+# found by being in the folder (move, delete) or by lacking the keyword (flag).
+CHECKPOINT_SECONDS = 1.0
 
 
 class CheckpointStore(Protocol):
@@ -92,6 +99,8 @@ class MailboxWatcher:
         self._log = log.bind(mailbox=settings.name)
         self._uidvalidity = 0
         self._last_uid = 0
+        self._saved_uid = 0  # what the store holds
+        self._saved_at = 0.0
         # UID -> monotonic time before which it is not offered again (deferred,
         # handler raised, acknowledgement refused): no hot loop on one mail.
         self._retry_at: dict[int, float] = {}
@@ -177,6 +186,7 @@ class MailboxWatcher:
         stored = await self.checkpoints.load(self.name)
         if stored is not None and stored[0] == uidvalidity:
             self._uidvalidity, self._last_uid = uidvalidity, stored[1]
+            self._saved_uid = stored[1]
             return
         if stored is not None:
             # The folder was recreated or the server rebuilt its index: old UIDs
@@ -188,6 +198,7 @@ class MailboxWatcher:
         self._uidvalidity, self._last_uid = uidvalidity, 0
         self._retry_at.clear()
         await self.checkpoints.save(self.name, uidvalidity, 0)
+        self._saved_uid = 0
 
     def _failed(self, exc: BaseException, *, auth: bool) -> float:
         self.health.failed(describe(exc))
@@ -265,36 +276,17 @@ class MailboxWatcher:
         stop: asyncio.Event,
         attempted: set[int] | None,
     ) -> int:
-        """Fetch in bounded batches; handler per mail; acknowledge per batch; checkpoint.
+        """Fetch in bounded batches; handler per mail; acknowledge per batch (ingest.imap_flow)."""
 
-        The server works while the mails are handled: during one batch the
-        previous one is acknowledged and the next one fetched (measured, the
-        fetching and acknowledging left the parse workers idle for about a
-        sixth of a drain). At most two batches of raw bytes are in memory.
-        """
-        handled = 0
-        batches = self._batches(session, uids)
-        mails = await self._fetch_next(session, batches)
-        done: Acks | None = None
-        while mails is not None and not stop.is_set():
-            server_side = asyncio.create_task(self._between(session, done, batches, stop))
-            try:
-                results = await self._offer_all(mails, stop, attempted)
-            except BaseException:
-                server_side.cancel()
-                raise
-            mails = await server_side
-            done = Acks()
-            for uid, outcome in results:
-                if outcome is None:
-                    continue
-                handled += 1
-                if outcome.action is Action.QUARANTINED:
-                    done.quarantine.append(uid)
-                elif outcome.action.acknowledged:
-                    done.done.append(uid)
-        if done is not None:
-            await self._advance(await self._acknowledge(session, done))
+        async def acknowledge(acks: Acks) -> list[int]:
+            return await self._acknowledge(session, acks)
+
+        flow = BatchFlow(
+            session, self._batches(session, uids), self._offer, acknowledge, self._advance,
+            self.settings.concurrency, stop, attempted,
+        )  # fmt: skip
+        handled = await flow.run()  # after a failure, the next drain stores the checkpoint
+        await self._save_checkpoint()
         return handled
 
     async def _batches(self, session: ImapSession, uids: Sequence[int]) -> AsyncIterator[list[int]]:
@@ -304,66 +296,6 @@ class MailboxWatcher:
             sizes = await session.fetch_sizes(chunk)
             for batch in size_batches(chunk, sizes, count, self.max_batch_bytes):
                 yield batch
-
-    async def _fetch_next(
-        self, session: ImapSession, batches: AsyncIterator[list[int]]
-    ) -> list[tuple[int, bytes]] | None:
-        """The next batch's mails (possibly none left on the server); None after the last."""
-        batch = await anext(batches, None)
-        if batch is None:
-            return None
-        mails = await session.fetch_bodies(batch)
-        # Highest UID first so pop() hands them out in UID order and each raw
-        # message is freed as soon as it has been handled.
-        mails.sort(key=lambda mail: mail[0], reverse=True)
-        return mails
-
-    async def _between(
-        self,
-        session: ImapSession,
-        done: Acks | None,
-        batches: AsyncIterator[list[int]],
-        stop: asyncio.Event,
-    ) -> list[tuple[int, bytes]] | None:
-        """While a batch is handled: acknowledge the one before, then fetch the next."""
-        if done is not None:
-            await self._advance(await self._acknowledge(session, done))
-        if stop.is_set():
-            return None
-        return await self._fetch_next(session, batches)
-
-    async def _offer_all(
-        self, mails: list[tuple[int, bytes]], stop: asyncio.Event, attempted: set[int] | None
-    ) -> list[tuple[int, Outcome | None]]:
-        """Offer a batch with ``settings.concurrency`` mails in hand at once.
-
-        Parsing runs in worker processes, so a second mail in hand keeps the
-        other core busy while the first one commits. Each raw message is freed
-        as soon as its handler returns; after stop, no new mail is started.
-        """
-        results: list[tuple[int, Outcome | None]] = []
-        gate = asyncio.Semaphore(self.settings.concurrency)
-
-        async def one(uid: int, raw: bytes) -> None:
-            try:
-                results.append((uid, await self._offer(uid, raw)))
-            finally:
-                gate.release()
-
-        running: list[asyncio.Task[None]] = []
-        while mails and not stop.is_set():
-            await gate.acquire()
-            if stop.is_set():
-                gate.release()
-                break
-            uid, raw = mails.pop()
-            if attempted is not None:
-                attempted.add(uid)
-            running.append(asyncio.create_task(one(uid, raw)))
-            del raw
-        if running:
-            await asyncio.gather(*running)
-        return sorted(results, key=lambda item: item[0])
 
     async def _offer(self, uid: int, raw: bytes) -> Outcome | None:
         key = f"{self.name}:{self._uidvalidity}:{uid}"
@@ -404,4 +336,12 @@ class MailboxWatcher:
         mark = min(blockers) - 1 if blockers else top
         if mark > self._last_uid:
             self._last_uid = mark
-            await self.checkpoints.save(self.name, self._uidvalidity, mark)
+            if time.monotonic() - self._saved_at >= CHECKPOINT_SECONDS:
+                await self._save_checkpoint()
+
+    async def _save_checkpoint(self) -> None:
+        if self._last_uid == self._saved_uid:
+            return
+        uid = self._last_uid
+        await self.checkpoints.save(self.name, self._uidvalidity, uid)
+        self._saved_uid, self._saved_at = uid, time.monotonic()

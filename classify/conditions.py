@@ -35,11 +35,14 @@ def _find(f: MailFeatures, field_name: str, keyword: Keyword) -> tuple[str, str]
     """
     names = ("subject", "body") if field_name == "text" else (field_name,)
     for name in names:
+        index = f.index(name)
+        if keyword.absent_from(index):
+            continue  # most keywords of most rules: no memo needed
         key = (id(keyword), name)
         if key in f.memo:
             hit = f.memo[key]
         else:
-            hit = keyword.find(f.index(name))
+            hit = keyword.find(index)
             f.memo[key] = hit
         if hit is not None:
             return name, hit

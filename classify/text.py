@@ -61,7 +61,7 @@ _fold_word = lru_cache(maxsize=200_000)(_fold)
 
 def tokens(text: str) -> list[str]:
     """Lower-cased words in order; casefold also maps ß and similar safely."""
-    return [match.group(0).casefold() for match in _TOKEN.finditer(text)]
+    return [word.casefold() for word in _TOKEN.findall(text)]
 
 
 @lru_cache(maxsize=200_000)
@@ -136,7 +136,7 @@ class FieldIndex:
     words: list[str]
     entries: dict[str, list[Entry]] = field(default_factory=dict)
     joined: str = ""
-    joined_folded: str = ""
+    _joined_folded: str | None = None
 
     @classmethod
     def build(cls, text: str) -> FieldIndex:
@@ -144,7 +144,6 @@ class FieldIndex:
         index = cls(words=words)
         joined = " ".join(words)
         index.joined = f" {joined} "
-        index.joined_folded = f" {fold(joined)} "
         where: dict[str, list[int]] = {}
         for position, word in enumerate(words):
             where.setdefault(word, []).append(position)
@@ -155,6 +154,14 @@ class FieldIndex:
             for key, form, folded in _keyed_forms(word):
                 entries.setdefault(key, []).append(Entry(form, folded, places))
         return index
+
+    @property
+    def joined_folded(self) -> str:
+        """The joined words without accents; only accent-blind wildcards need it,
+        and folding a whole body was a third of building its index."""
+        if self._joined_folded is None:
+            self._joined_folded = fold(self.joined)
+        return self._joined_folded
 
     def has_any(self, keys: frozenset[str]) -> bool:
         """Cheap pre-check: could any keyword with these index keys match here?"""
@@ -178,6 +185,8 @@ class Keyword:
     wildcard: re.Pattern[str] | None = None
     # Per word of the phrase: (form, index key to look it up under).
     lookups: tuple[tuple[tuple[str, str], ...], ...] = ()
+    # Keys the first word can only be found under; None for wildcards.
+    first_keys: frozenset[str] | None = None
 
     @classmethod
     def compile(cls, text: str, *, stem: bool = True, fold_accents: bool = False) -> Keyword:
@@ -192,7 +201,12 @@ class Keyword:
             tuple((form, _key(form if fold_accents else fold(form))) for form in word_forms)
             for word_forms in compiled
         )
-        return cls(raw, compiled, stem, fold_accents, None, lookups)
+        first = frozenset(key for _, key in lookups[0]) if lookups else frozenset()
+        return cls(raw, compiled, stem, fold_accents, None, lookups, first)
+
+    def absent_from(self, index: FieldIndex) -> bool:
+        """Cheap and certain: no form of the first word is in the field's index."""
+        return self.first_keys is not None and self.first_keys.isdisjoint(index.entries)
 
     def find(self, index: FieldIndex) -> str | None:
         """The matched words of the field, or None; phrases need consecutive words."""
@@ -215,7 +229,7 @@ class Keyword:
         """Index keys this keyword can only match under; None for wildcards (no pre-check)."""
         if self.wildcard is not None:
             return None
-        return frozenset(key for _, key in self.lookups[0]) if self.lookups else frozenset()
+        return self.first_keys
 
     def _positions(self, index: FieldIndex, offset: int) -> set[int]:
         found: set[int] = set()

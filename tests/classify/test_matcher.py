@@ -64,6 +64,12 @@ def test_accent_folding_is_optional() -> None:
     assert find("työtodistus", "tarviin tyotodistuksen", fold_accents=True) == "tyotodistuksen"
 
 
+def test_accent_blind_wildcards_quote_the_words_as_written() -> None:
+    assert find("tyotodist*", "Tarvitsen työtodistuksen", fold_accents=True) == "työtodistuksen"
+    assert find("*todistus", "palkkatödistuksen pian", fold_accents=True) == "palkkatödistuksen"
+    assert find("tyotodist*", "Tarvitsen työtodistuksen", fold_accents=False) is None
+
+
 def test_phrase_needs_adjacent_words() -> None:
     assert find("ei toimi", "sähköposti ei toimi nyt") == "ei toimi"
     assert find("ei toimi", "ei se toimi") is None

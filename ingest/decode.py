@@ -113,8 +113,10 @@ def header_text(value: str | Header | None) -> str:
             return _single_line(str(value)[:_HEADER_CAP])
         return _single_line("".join(_chunk_text(chunk, cs) for chunk, cs in chunks))
     value = str(value)[:_HEADER_CAP]
-    if any("\udc80" <= ch <= "\udcff" for ch in value):
+    if _ESCAPED_OCTETS.search(value):
         value = _from_surrogates(value)
+    if "=?" not in value:  # no encoded-word: decode_header would return it as it is
+        return _single_line(value)
     try:
         chunks = decode_header(value)
     except Exception:  # invalid encoded-words raise several unrelated types
@@ -122,6 +124,8 @@ def header_text(value: str | Header | None) -> str:
     return _single_line("".join(_chunk_text(chunk, cs) for chunk, cs in chunks))
 
 
+# Raw 8-bit octets that compat32 kept as surrogate escapes.
+_ESCAPED_OCTETS = re.compile("[\udc80-\udcff]")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]{1,64}\?[qQbB]\?[^?]*\?=")
 
 

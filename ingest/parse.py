@@ -169,6 +169,11 @@ _RAW_NAME = re.compile(r"""\b(?:file)?name\s*=\s*(?:"([^"]*)"|([^;\s]+))""", re.
 
 
 def _filename(part: Message) -> str:
+    if (
+        "content-disposition" not in part
+        and "name" not in str(part.get("content-type", "")).lower()
+    ):
+        return ""  # nowhere for a name to be; the full lookup parses parameters thrice
     try:
         name = part.get_filename() or part.get_param("name") or ""
     except Exception:

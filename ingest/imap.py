@@ -186,7 +186,7 @@ class MailboxWatcher:
         stored = await self.checkpoints.load(self.name)
         if stored is not None and stored[0] == uidvalidity:
             self._uidvalidity, self._last_uid = uidvalidity, stored[1]
-            self._saved_uid = stored[1]
+            self._saved_uid, self._saved_at = stored[1], time.monotonic()
             return
         if stored is not None:
             # The folder was recreated or the server rebuilt its index: old UIDs
@@ -198,7 +198,7 @@ class MailboxWatcher:
         self._uidvalidity, self._last_uid = uidvalidity, 0
         self._retry_at.clear()
         await self.checkpoints.save(self.name, uidvalidity, 0)
-        self._saved_uid = 0
+        self._saved_uid, self._saved_at = 0, time.monotonic()
 
     def _failed(self, exc: BaseException, *, auth: bool) -> float:
         self.health.failed(describe(exc))

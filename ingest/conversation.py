@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ingest.mail import InboundMail
 
@@ -22,6 +23,7 @@ class ThreadHints:
     message_ids: tuple[str, ...]
 
 
+@lru_cache(maxsize=16)
 def subject_tag_pattern(prefix: str) -> re.Pattern[str]:
     return re.compile(rf"\[{re.escape(prefix)}0*(\d{{1,12}})\]", re.IGNORECASE)
 

@@ -23,7 +23,7 @@ def new_nonce() -> str:
 
 def token_for(secret_key: bytes, purpose: str, nonce: str) -> str:
     """160 bits, lower-case base32: survives mail systems that fold the case of addresses."""
-    digest = hmac.new(secret_key, f"{purpose}:{nonce}".encode(), hashlib.sha256).digest()
+    digest = hmac.digest(secret_key, f"{purpose}:{nonce}".encode(), "sha256")
     return base64.b32encode(digest[:20]).decode("ascii").lower()
 
 

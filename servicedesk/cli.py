@@ -85,7 +85,7 @@ async def _run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(signum, stop.set)
 
     from servicedesk.daemon import PARTS, Daemon
-    from servicedesk.runtime import open_runtime
+    from servicedesk.runtime import open_runtime, settle_heap
 
     settings = _settings(args)
     parts = tuple(args.only) if args.only else PARTS
@@ -94,6 +94,7 @@ async def _run(args: argparse.Namespace) -> int:
         daemon = Daemon(runtime, parts, stop=stop)
         if stop.is_set():
             return 0  # asked to stop while starting: nothing was taken yet
+        settle_heap()
         if args.once:
             handled = await daemon.drain_once()
             print(json.dumps({"handled": handled}))

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from classify.decision import Decision
 from ingest.mail import InboundMail
-from store import intake, tickets
+from store import intake, tickets, webhooks
 from store.ids import reserve
 from store.intake import Received
 from store.models import (
@@ -89,9 +89,10 @@ async def open_tickets(
     """Open one ticket per item, in order, with one multi-row INSERT per table for the group.
 
     Ids of the rows others point to are reserved first (store.ids), so the
-    group is linked in memory and written table by table, parents first.
-    Events go in as ORM objects so flush hooks see them (store.webhooks);
-    the rest skips the unit of work, which cost more than the database did.
+    group is linked in memory and written table by table, parents first,
+    without the unit of work, which cost more than the database did. The
+    flush hooks of store.webhooks do not see these events, so their webhook
+    rows are queued here explicitly.
     """
     if not items:
         return []
@@ -100,9 +101,9 @@ async def open_tickets(
     ids = await reserve(session, {"tickets": n, "intake": n, "messages": n, "events": n})
     rows: dict[type[Base], list[dict[str, Any]]] = {
         model: []
-        for model in (Ticket, Intake, Message, Participant, AccessToken, Attachment, Outbox)
+        for model in (Ticket, Intake, Message, Event, Participant, AccessToken, Attachment, Outbox)
     }
-    events: list[Event] = []
+    now = utcnow()
     applied = []
     for item in items:
         mail = item.mail
@@ -133,11 +134,10 @@ async def open_tickets(
             "reasons": list(item.decision.reasons),
             "notes": list(mail.notes),
         }
-        events.append(
-            Event(
-                id=event_id, ticket_id=ticket_id, kind="created", message_id=message_id, data=data
-            )
-        )
+        rows[Event].append(
+            dict(id=event_id, ticket_id=ticket_id, kind="created", actor="system", public=True,
+                 old="", new="", message_id=message_id, data=data, created_at=now)
+        )  # fmt: skip
         rows[Participant] += tickets.participant_values(ticket_id, mail, policy.address, set())
         rows[AccessToken] += token_values(ticket_id, policy.secret_key)
         attachments = tickets.attachment_values(message_id, mail, policy.attachments)
@@ -147,10 +147,9 @@ async def open_tickets(
             rows[Outbox].append(dict(kind="mail", template="ack_new", ticket_id=ticket_id,
                                      event_id=event_id, recipient=mail.sender.email, payload={}))  # fmt: skip
         applied.append(Applied("created", ticket_id, why))
-    for model in (Ticket, Intake, Message):
+    for model in (Ticket, Intake, Message, Event):
         await session.execute(_core_insert(model), rows[model])
-    session.add_all(events)
-    await session.flush()
+    webhooks.queue_inserted(session.sync_session, rows[Event])
     # Leaves: nothing points at them, so the database numbers them (as it
     # does rows that hooks add in this transaction).
     for leaf in (Participant, AccessToken, Attachment, Outbox):

@@ -7,7 +7,8 @@ notify the mirror, and nothing global is configured.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event
@@ -27,25 +28,64 @@ NAMES = {
 
 
 def payload(row: Event, numbering: Numbering) -> dict[str, Any]:
+    return _payload(
+        row.kind, row.ticket_id, row.id, row.actor, row.public, row.old, row.new,
+        row.created_at, numbering,
+    )  # fmt: skip
+
+
+def _payload(
+    kind: str,
+    ticket_id: int,
+    event_id: int,
+    actor: str,
+    public: bool,
+    old: str,
+    new: str,
+    at: datetime | None,
+    numbering: Numbering,
+) -> dict[str, Any]:
     return {
-        "event": NAMES.get(row.kind, "ticket.updated"),
-        "kind": row.kind,
-        "ticket": numbering.format(row.ticket_id),
-        "ticket_id": row.ticket_id,
-        "event_id": row.id,
-        "actor": row.actor,
-        "public": row.public,
-        "old": row.old,
-        "new": row.new,
-        "at": row.created_at.isoformat() if row.created_at else None,
+        "event": NAMES.get(kind, "ticket.updated"),
+        "kind": kind,
+        "ticket": numbering.format(ticket_id),
+        "ticket_id": ticket_id,
+        "event_id": event_id,
+        "actor": actor,
+        "public": public,
+        "old": old,
+        "new": new,
+        "at": at.isoformat() if at else None,
     }
+
+
+def _outbox(body: dict[str, Any], url: str) -> Outbox:
+    return Outbox(kind="webhook", template=body["event"], ticket_id=body["ticket_id"],
+                  event_id=body["event_id"], recipient=url, payload=body)  # fmt: skip
+
+
+def queue_inserted(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Webhook rows for events written with a plain INSERT (store.apply's bulk
+    path), which the flush hooks never see; nothing when no URL is configured."""
+    urls: tuple[str, ...] = getattr(type(session), "webhook_urls", ())
+    if not urls:
+        return
+    numbering: Numbering = type(session).webhook_numbering  # type: ignore[attr-defined]
+    for v in rows:
+        body = _payload(
+            v["kind"], v["ticket_id"], v["id"], v["actor"], v["public"], v["old"], v["new"],
+            v["created_at"], numbering,
+        )  # fmt: skip
+        for url in urls:
+            session.add(_outbox(body, url))
 
 
 def session_class(urls: Sequence[str], numbering: Numbering) -> type[Session]:
     """A Session subclass whose flushes queue webhook rows for new events."""
 
     class WebhookSession(Session):
-        pass
+        webhook_urls = tuple(urls)
+        webhook_numbering = numbering
 
     def collect(session: Session, _context: UOWTransaction, _instances: object) -> None:
         new = [obj for obj in session.new if isinstance(obj, Event)]
@@ -57,10 +97,7 @@ def session_class(urls: Sequence[str], numbering: Numbering) -> type[Session]:
         for row in events:
             body = payload(row, numbering)
             for url in urls:
-                session.add(
-                    Outbox(kind="webhook", template=body["event"], ticket_id=row.ticket_id,
-                           event_id=row.id, recipient=url, payload=body)
-                )  # fmt: skip
+                session.add(_outbox(body, url))
 
     event.listen(WebhookSession, "before_flush", collect)
     event.listen(WebhookSession, "after_flush_postexec", enqueue)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import pickle
 import threading
@@ -44,10 +45,13 @@ from ingest.parse_worker import ParseFunc, Result, Worker, WorkerDied, context
 
 __all__ = ["BudgetParser", "BudgetSettings", "Result", "make_budget_parser"]
 
-# Mails in one worker's pipe at once: the one being parsed and the next.
-DEPTH = 2
-# Only a mail this small waits in a busy worker's pipe: it fits the socket
-# buffer, so sending it can never block while the worker is busy answering.
+# Mails in one worker's pipe at once: the one being parsed and those queued
+# behind it. A feeder needs the GIL to take an answer and send the next mail,
+# and the event loop may hold it for a switch interval (5 ms) at a time: with
+# one mail queued a worker ran dry and waited, with several it keeps parsing.
+DEPTH = 8
+# Mails wait in a busy worker's pipe only while all of them together fit the
+# socket buffer, so sending can never block while the worker is answering.
 PREFETCH_BYTES = 64 * 1024
 
 _WARM_UP_MAIL = (
@@ -266,17 +270,21 @@ class BudgetParser:
 
     def _may_prefetch(self, slot: int, sent: deque[_Job]) -> bool:
         worker = self._workers[slot]
-        if worker is None or len(sent) >= DEPTH or self._worn(worker):
+        if worker is None or len(sent) >= DEPTH or self._worn(worker, pending=len(sent)):
             return False
         if not all(self._sent):  # another feeder is free: it takes the mail at once
             return False
         index = self._first_for(slot)
-        return index is not None and self._queue[index].frame_bytes(worker) <= PREFETCH_BYTES
+        if index is None:
+            return False
+        queued = sum(job.frame_bytes(worker) for job in itertools.islice(sent, 1, None))
+        return queued + self._queue[index].frame_bytes(worker) <= PREFETCH_BYTES
 
-    def _worn(self, worker: Worker) -> bool:
+    def _worn(self, worker: Worker, pending: int = 0) -> bool:
+        """Due for recycling, counting ``pending`` mails already in its pipe."""
         return (
             worker.rss > self.budget.recycle_rss_bytes
-            or worker.jobs >= self.budget.max_jobs_per_worker
+            or worker.jobs + pending >= self.budget.max_jobs_per_worker
         )
 
     def _await_oldest(self, slot: int, sent: deque[_Job], started: float) -> float:

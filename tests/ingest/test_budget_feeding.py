@@ -107,3 +107,25 @@ async def test_worker_killed_while_idle_costs_the_next_mail_nothing() -> None:
         assert parser.worker_pids() and parser.worker_pids() != [pid]
     finally:
         await parser.aclose()
+
+
+def _html_mail(mid: str, size: int) -> bytes:
+    """A mail whose parsed answer (text, HTML and sanitised HTML) is several times its size."""
+    paragraph = "<p>Tulostin ei tulosta, <b>kiitos</b> avusta.</p>\r\n"
+    body = paragraph * (size // len(paragraph))
+    return mails.head("Iso viesti", mid, "Content-Type: text/html; charset=utf-8\r\n\r\n") + (
+        body.encode()
+    )
+
+
+async def test_mails_queued_in_a_busy_pipe_never_block_the_feeder() -> None:
+    """Queued mails must fit the socket buffer together: a feeder blocked sending while its
+    worker blocks sending a large answer would wait for ever."""
+    parser = BudgetParser(ParseLimits(), BudgetSettings(seconds=20, workers=1))
+    try:
+        raws = [_html_mail(f"big{i}", 40_000) for i in range(24)]
+        results = await asyncio.wait_for(asyncio.gather(*(parser(raw) for raw in raws)), 30)
+        assert [r.message_id for r in results] == [f"big{i}@eksote.fi" for i in range(24)]  # type: ignore[union-attr]
+        assert all(isinstance(r, InboundMail) and len(r.html) > 30_000 for r in results)
+    finally:
+        await parser.aclose()

@@ -283,7 +283,7 @@ class MailboxWatcher:
 
         flow = BatchFlow(
             session, self._batches(session, uids), self._offer, acknowledge, self._advance,
-            self.settings.concurrency, stop, attempted,
+            self.settings.concurrency, self.max_batch_bytes, stop, attempted,
         )  # fmt: skip
         handled = await flow.run()  # after a failure, the next drain stores the checkpoint
         await self._save_checkpoint()

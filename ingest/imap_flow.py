@@ -15,12 +15,16 @@ checkpoint's database write does not hold (it can wait for the ticket
 writer's lock, and the next fetch must not wait with it).
 
 In memory at once: the not yet started rest of one batch, the next batch
-(fetched while this one is handled), and at most ``concurrency`` mails in hand.
+(fetched while this one is handled), and the mails in hand: at most
+``concurrency`` of them and at most ``max_bytes`` together (a lone larger
+mail is let in alone). Counting mails only, a backlog of large mails would
+have put every batch the gate allows in memory at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -42,10 +46,13 @@ class BatchFlow:
     acknowledge: Acknowledge  # on the server; returns the UIDs acknowledged
     advance: Advance  # the checkpoint; needs no IMAP, so not under the session's lock
     concurrency: int
+    max_bytes: int
     stop: asyncio.Event
     attempted: set[int] | None = None
     _gate: asyncio.Semaphore = field(init=False)
     _session_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _room: asyncio.Condition = field(default_factory=asyncio.Condition, init=False)
+    _bytes: int = field(default=0, init=False)  # raw bytes of the mails in hand
 
     def __post_init__(self) -> None:
         self._gate = asyncio.Semaphore(self.concurrency)
@@ -91,8 +98,12 @@ class BatchFlow:
         started: Started = []
         while mails and not self.stop.is_set():
             await self._gate.acquire()
+            size = len(mails[-1][1])
+            async with self._room:
+                await self._room.wait_for(functools.partial(self._fits, size))
+                self._bytes += size
             if self.stop.is_set():
-                self._gate.release()
+                await self._release(size)
                 break
             uid, raw = mails.pop()
             if self.attempted is not None:
@@ -105,7 +116,16 @@ class BatchFlow:
         try:
             return await self.offer(uid, raw)
         finally:
-            self._gate.release()
+            await self._release(len(raw))
+
+    def _fits(self, size: int) -> bool:
+        return self._bytes == 0 or self._bytes + size <= self.max_bytes
+
+    async def _release(self, size: int) -> None:
+        self._gate.release()
+        async with self._room:
+            self._bytes -= size
+            self._room.notify_all()
 
     async def _settle(self, started: Started, previous: asyncio.Task[int] | None) -> int:
         outcomes = await asyncio.gather(*(task for _, task in started))

@@ -94,3 +94,27 @@ async def test_checkpoint_is_stored_once_per_drain_when_batches_are_quick(
     assert imap_mailbox.count("Processed") == 30
     assert checkpoints.saves <= 2  # the first UIDVALIDITY, then the end of the drain
     assert checkpoints.saved[imap_mailbox.user][1] > 0
+
+
+async def test_large_mails_in_hand_stay_within_the_byte_budget(
+    imap_mailbox: TestMailbox,
+) -> None:
+    """Counting mails alone, a backlog of large mails would all be in memory at once."""
+    imap_mailbox.append_many([make_mail(f"big{i}", body="x" * 300_000) for i in range(12)])
+    in_hand = [0, 0]  # now, most
+
+    async def decide(raw: bytes, _ref: SourceRef) -> Action | None:
+        in_hand[0] += len(raw)
+        in_hand[1] = max(in_hand)
+        await asyncio.sleep(0.05)
+        in_hand[0] -= len(raw)
+        return None
+
+    log, _ = capturing_logger()
+    watcher = MailboxWatcher(
+        imap_mailbox.settings(concurrency=192), Recorder(decide), MemoryCheckpoints(), log,
+        max_batch_bytes=1_000_000,
+    )  # fmt: skip
+    assert await watcher.drain_once() == 12
+    assert imap_mailbox.count("Processed") == 12
+    assert 600_000 < in_hand[1] <= 1_000_000  # several at once, never more than the budget

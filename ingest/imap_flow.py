@@ -60,23 +60,27 @@ class BatchFlow:
     async def run(self) -> int:
         """Mails answered (acknowledged or not); returns once every batch is settled."""
         settled: list[asyncio.Task[int]] = []
+        started: Started = []  # the batch being started, not yet handed to its settling
         upcoming: asyncio.Task[list[tuple[int, bytes]] | None] | None = None
         try:
             mails = await self._fetch()
             while mails is not None and not self.stop.is_set():
                 upcoming = asyncio.create_task(self._fetch())
-                started = await self._start(mails)
+                started = []
+                await self._start(mails, started)
                 previous = settled[-1] if settled else None
                 settled.append(asyncio.create_task(self._settle(started, previous)))
+                started = []
                 mails = await upcoming
                 upcoming = None
             return sum(await asyncio.gather(*settled))
         except BaseException:
             # Mails in hand are cancelled like any caller's; the writer finishes
             # a commit it began, and such a mail is a duplicate next time.
-            for task in [*settled, *([upcoming] if upcoming else [])]:
+            pending = [*settled, *(task for _, task in started)]
+            for task in [*pending, *([upcoming] if upcoming else [])]:
                 task.cancel()
-            await asyncio.gather(*settled, return_exceptions=True)
+            await asyncio.gather(*pending, return_exceptions=True)
             raise
 
     async def _fetch(self) -> list[tuple[int, bytes]] | None:
@@ -93,9 +97,8 @@ class BatchFlow:
         mails.sort(key=lambda mail: mail[0], reverse=True)
         return mails
 
-    async def _start(self, mails: list[tuple[int, bytes]]) -> Started:
+    async def _start(self, mails: list[tuple[int, bytes]], started: Started) -> None:
         """Start a batch's mails as the gate lets them in; after stop, no new mail."""
-        started: Started = []
         while mails and not self.stop.is_set():
             await self._gate.acquire()
             size = len(mails[-1][1])
@@ -110,7 +113,6 @@ class BatchFlow:
                 self.attempted.add(uid)
             started.append((uid, asyncio.create_task(self._offer(uid, raw))))
             del raw
-        return started
 
     async def _offer(self, uid: int, raw: bytes) -> Outcome | None:
         try:

@@ -118,3 +118,37 @@ async def test_large_mails_in_hand_stay_within_the_byte_budget(
     assert await watcher.drain_once() == 12
     assert imap_mailbox.count("Processed") == 12
     assert 600_000 < in_hand[1] <= 1_000_000  # several at once, never more than the budget
+
+
+async def test_a_cancelled_drain_leaves_no_mail_running_and_the_next_drain_finishes(
+    imap_mailbox: TestMailbox,
+) -> None:
+    imap_mailbox.append_many([make_mail(f"c{i}") for i in range(20)])
+    running = [0]
+
+    async def slow(_raw: bytes, _ref: SourceRef) -> Action | None:
+        running[0] += 1
+        try:
+            await asyncio.sleep(0.3)
+        finally:
+            running[0] -= 1
+        return None
+
+    log, _ = capturing_logger()
+    handler = Recorder(slow)
+    watcher = MailboxWatcher(
+        imap_mailbox.settings(batch_size=5, concurrency=3), handler, MemoryCheckpoints(), log
+    )  # fmt: skip
+    drain = asyncio.create_task(watcher.drain_once())
+    await asyncio.sleep(0.15)  # three mails in hand, the rest of their batch waiting
+    assert running[0] == 3
+    drain.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await drain
+    await asyncio.sleep(0.05)
+    assert running[0] == 0  # nothing left running in the background
+    assert imap_mailbox.count("Processed") == 0
+
+    handler.decide = None
+    assert await watcher.drain_once() == 20
+    assert imap_mailbox.count("Processed") == 20 and imap_mailbox.count("INBOX") == 0

@@ -209,7 +209,7 @@ class ConditionParser:
         text += ", …" if len(keywords) > 6 else ""
         keys: frozenset[str] | None = frozenset()
         for keyword in keywords:
-            own = keyword.bucket_keys()
+            own = keyword.first_keys
             keys = None if own is None or keys is None else keys | own
         return Compiled(Keywords(field, tuple(keywords), require_all, keys), text)
 

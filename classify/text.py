@@ -134,8 +134,9 @@ class FieldIndex:
 
     A keyword only needs comparing with the few forms that share its first
     four (accent-folded) letters, which keeps a hundred rules cheap per mail;
-    a form shorter than that is its own key.  Each distinct word is indexed once with all its positions: mail repeats
-    its words, and building the index was most of the cost of routing.
+    a form shorter than that is its own key. Each distinct word is indexed
+    once with all its positions: mail repeats its words, and building the
+    index was most of the cost of routing.
     """
 
     words: list[str]
@@ -190,7 +191,8 @@ class Keyword:
     wildcard: re.Pattern[str] | None = None
     # Per word of the phrase: (form, index key to look it up under).
     lookups: tuple[tuple[tuple[str, str], ...], ...] = ()
-    # Keys the first word can only be found under; None for wildcards.
+    # Index keys the first word can only be found under; None for wildcards
+    # (no pre-check possible).
     first_keys: frozenset[str] | None = None
 
     @classmethod
@@ -229,12 +231,6 @@ class Keyword:
             return None
         first = min(starts)
         return " ".join(index.words[first : first + len(self.words)])
-
-    def bucket_keys(self) -> frozenset[str] | None:
-        """Index keys this keyword can only match under; None for wildcards (no pre-check)."""
-        if self.wildcard is not None:
-            return None
-        return self.first_keys
 
     def _positions(self, index: FieldIndex, offset: int) -> set[int]:
         found: set[int] = set()

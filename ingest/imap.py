@@ -24,6 +24,7 @@ mail's key, and the mail stays on the server for a later attempt.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
@@ -277,10 +278,7 @@ class MailboxWatcher:
         attempted: set[int] | None,
     ) -> int:
         """Fetch in bounded batches; handler per mail; acknowledge per batch (ingest.imap_flow)."""
-
-        async def acknowledge(acks: Acks) -> list[int]:
-            return await self._acknowledge(session, acks)
-
+        acknowledge = functools.partial(self._acknowledge, session)
         flow = BatchFlow(
             session, self._batches(session, uids), self._offer, acknowledge, self._advance,
             self.settings.concurrency, self.max_batch_bytes, stop, attempted,

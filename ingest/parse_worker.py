@@ -58,33 +58,38 @@ def _route(result: Result, router: Router | None) -> Result:
 
 
 def _serve(conn: Connection, limits: ParseLimits, max_bytes: int, func: ParseFunc) -> None:
-    """Worker main loop: frames in, one (result, resident size) frame out per mail."""
+    """Worker process entry: signals and memory cap set, then answer mails."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when we stop
     if max_bytes > 0:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
     with fast_boundaries():  # the daemon's parsing only, see ingest.boundary
-        router: Router | None = None
-        while True:
-            try:
-                tag = conn.recv_bytes()
-                if not tag:
-                    return
-                raw = conn.recv_bytes()
-            except (EOFError, OSError):
+        _answer(conn, limits, func)
+
+
+def _answer(conn: Connection, limits: ParseLimits, func: ParseFunc) -> None:
+    """Frames in, one (result, resident size) frame out per mail, until told to stop."""
+    router: Router | None = None
+    while True:
+        try:
+            tag = conn.recv_bytes()
+            if not tag:
                 return
-            if tag == _ROUTER:
-                router = pickle.loads(raw)  # our own object, from the daemon that started us
-                continue
-            result: Result = _route(func(raw, limits), router)
-            del raw
-            try:
-                payload = pickle.dumps((result, _rss()), protocol=pickle.HIGHEST_PROTOCOL)
-            except MemoryError:
-                payload = pickle.dumps((Unparseable("parsed mail too large to hand back"), _rss()))
-            del result
-            conn.send_bytes(payload)
-            del payload
+            raw = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        if tag == _ROUTER:
+            router = pickle.loads(raw)  # our own object, from the daemon that started us
+            continue
+        result: Result = _route(func(raw, limits), router)
+        del raw
+        try:
+            payload = pickle.dumps((result, _rss()), protocol=pickle.HIGHEST_PROTOCOL)
+        except MemoryError:
+            payload = pickle.dumps((Unparseable("parsed mail too large to hand back"), _rss()))
+        del result
+        conn.send_bytes(payload)
+        del payload
 
 
 _START_LOCK = threading.Lock()

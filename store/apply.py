@@ -149,7 +149,7 @@ async def open_tickets(
         applied.append(Applied("created", ticket_id, why))
     for model in (Ticket, Intake, Message, Event):
         await session.execute(_core_insert(model), rows[model])
-    webhooks.queue_inserted(session.sync_session, rows[Event])
+    webhooks.queue_events(session.sync_session, rows[Event])
     # Leaves: nothing points at them, so the database numbers them (as it
     # does rows that hooks add in this transaction).
     for leaf in (Participant, AccessToken, Attachment, Outbox):

@@ -8,7 +8,6 @@ notify the mirror, and nothing global is configured.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event
@@ -27,57 +26,44 @@ NAMES = {
 }
 
 
-def payload(row: Event, numbering: Numbering) -> dict[str, Any]:
-    return _payload(
-        row.kind, row.ticket_id, row.id, row.actor, row.public, row.old, row.new,
-        row.created_at, numbering,
-    )  # fmt: skip
+# What a webhook body says of an event, by the Event attribute it comes from.
+_FIELDS = ("kind", "ticket_id", "id", "actor", "public", "old", "new", "created_at")
 
 
-def _payload(
-    kind: str,
-    ticket_id: int,
-    event_id: int,
-    actor: str,
-    public: bool,
-    old: str,
-    new: str,
-    at: datetime | None,
-    numbering: Numbering,
-) -> dict[str, Any]:
+def payload(row: Event | Mapping[str, Any], numbering: Numbering) -> dict[str, Any]:
+    """The body for an ORM event or for the column values of an inserted one."""
+    v = row if isinstance(row, Mapping) else {name: getattr(row, name) for name in _FIELDS}
     return {
-        "event": NAMES.get(kind, "ticket.updated"),
-        "kind": kind,
-        "ticket": numbering.format(ticket_id),
-        "ticket_id": ticket_id,
-        "event_id": event_id,
-        "actor": actor,
-        "public": public,
-        "old": old,
-        "new": new,
-        "at": at.isoformat() if at else None,
+        "event": NAMES.get(v["kind"], "ticket.updated"),
+        "kind": v["kind"],
+        "ticket": numbering.format(v["ticket_id"]),
+        "ticket_id": v["ticket_id"],
+        "event_id": v["id"],
+        "actor": v["actor"],
+        "public": v["public"],
+        "old": v["old"],
+        "new": v["new"],
+        "at": v["created_at"].isoformat() if v["created_at"] else None,
     }
 
 
-def _outbox(body: dict[str, Any], url: str) -> Outbox:
-    return Outbox(kind="webhook", template=body["event"], ticket_id=body["ticket_id"],
-                  event_id=body["event_id"], recipient=url, payload=body)  # fmt: skip
+def queue_events(session: Session, rows: Sequence[Event | Mapping[str, Any]]) -> None:
+    """One outbox row per event and URL; nothing when no URL is configured.
 
-
-def queue_inserted(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Webhook rows for events written with a plain INSERT (store.apply's bulk
-    path), which the flush hooks never see; nothing when no URL is configured."""
+    The flush hooks below call it for ORM events; store.apply's bulk path calls
+    it for the events it writes with a plain INSERT, which flushes never see.
+    """
     urls: tuple[str, ...] = getattr(type(session), "webhook_urls", ())
     if not urls:
         return
     numbering: Numbering = type(session).webhook_numbering  # type: ignore[attr-defined]
-    for v in rows:
-        body = _payload(
-            v["kind"], v["ticket_id"], v["id"], v["actor"], v["public"], v["old"], v["new"],
-            v["created_at"], numbering,
-        )  # fmt: skip
+    for row in rows:
+        body = payload(row, numbering)
         for url in urls:
-            session.add(_outbox(body, url))
+            session.add(
+                Outbox(kind="webhook", template=body["event"], ticket_id=body["ticket_id"],
+                       event_id=body["event_id"], recipient=url, payload=body)
+            )  # fmt: skip
 
 
 def session_class(urls: Sequence[str], numbering: Numbering) -> type[Session]:
@@ -93,11 +79,7 @@ def session_class(urls: Sequence[str], numbering: Numbering) -> type[Session]:
             session.info.setdefault(_PENDING, []).extend(new)
 
     def enqueue(session: Session, _context: UOWTransaction) -> None:
-        events: list[Event] = session.info.pop(_PENDING, [])
-        for row in events:
-            body = payload(row, numbering)
-            for url in urls:
-                session.add(_outbox(body, url))
+        queue_events(session, session.info.pop(_PENDING, []))
 
     event.listen(WebhookSession, "before_flush", collect)
     event.listen(WebhookSession, "after_flush_postexec", enqueue)
